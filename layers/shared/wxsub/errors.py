@@ -1,0 +1,111 @@
+"""The one error hierarchy.
+
+Every error a handler can answer with is a ``WxsubError``: it carries the HTTP status, the
+stable ``error`` code of DESIGN.md's table and a human message. ``wxsub.http.responses``
+turns it into the JSON body in one place. Adapters translate their own failures into these
+(``raise ... from exc``); nothing here knows about HTTP frameworks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class WxsubError(Exception):
+    """Base of every error wxsub reports to a caller."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``{"error", "message"}`` plus any structured details."""
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+class InvalidRequest(WxsubError):
+    status, code = 400, "invalid_request"
+
+
+class InvalidSession(WxsubError):
+    status, code = 401, "invalid_session"
+
+
+class BadSignature(WxsubError):
+    status, code = 401, "bad_signature"
+
+
+class InvalidCode(WxsubError):
+    status, code = 400, "invalid_code"
+
+
+class CodeUsed(WxsubError):
+    status, code = 400, "code_used"
+
+
+class LoginBlocked(WxsubError):
+    status, code = 403, "login_blocked"
+
+
+class NotFound(WxsubError):
+    status, code = 404, "not_found"
+
+
+class NoGrant(WxsubError):
+    status, code = 409, "no_grant"
+
+
+class RequestInProgress(WxsubError):
+    status, code = 409, "request_in_progress"
+
+
+class InvalidData(WxsubError):
+    status, code = 422, "invalid_data"
+
+
+class InvalidOpenid(WxsubError):
+    status, code = 422, "invalid_openid"
+
+
+class UnknownTemplate(WxsubError):
+    status, code = 422, "unknown_template"
+
+
+class InvalidPage(WxsubError):
+    status, code = 422, "invalid_page"
+
+
+class IdempotencyKeyReused(WxsubError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class RejectedByWeChat(WxsubError):
+    status, code = 422, "rejected_by_wechat"
+
+
+class RateLimited(WxsubError):
+    status, code = 429, "rate_limited"
+
+
+class QuotaExhausted(WxsubError):
+    status, code = 429, "quota_exhausted"
+
+
+class WeChatUnavailable(WxsubError):
+    status, code = 503, "wechat_unavailable"
+
+
+class Misconfigured(WxsubError):
+    status, code = 503, "misconfigured"
+
+
+class OutcomeUnknown(WxsubError):
+    status, code = 504, "outcome_unknown"
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed: raised at cold start, never caught."""

@@ -1,0 +1,37 @@
+"""The one Logger, Tracer and Metrics of wxsub, and the guard that keeps secrets out of logs.
+
+httpx logs every request URL at INFO, and ``/sns/jscode2session`` carries the AppSecret in its
+query string while every other WeChat call carries the access token there. The filter below
+removes query strings from those records, and the loggers are raised to WARNING, so neither a
+root logger at INFO nor ``POWERTOOLS_LOG_LEVEL=DEBUG`` can print a credential.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+_QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class RedactQuery(logging.Filter):
+    """Drops the query string from any URL in a log record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg = _QUERY.sub("?<redacted>", message)
+            record.args = None
+        return True
+
+
+for _name in ("httpx", "httpcore"):
+    _transport_logger = logging.getLogger(_name)
+    _transport_logger.setLevel(logging.WARNING)
+    _transport_logger.addFilter(RedactQuery())

@@ -1,0 +1,91 @@
+"""Typed settings, read once from the environment at cold start.
+
+Only names and switches live in the environment: every secret is an SSM SecureString whose
+*name* is configured here (DESIGN.md, configuration keys). A function asks for the keys it
+needs with :meth:`Settings.need`, which fails fast naming the missing key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from wxsub.errors import ConfigurationError
+
+Stage = Literal["dev", "prod"]
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: Stage
+    appid: str
+    api_base: str
+    wechat_timeout: float
+    token_cache_seconds: int
+    session_ttl_seconds: int
+    send_attempts: int
+    retry_base_seconds: float
+    app_secret_param: str | None
+    session_key_param: str | None
+    access_token_param: str | None
+    push_token_param: str | None
+    push_aes_key_param: str | None
+    state_table: str | None
+    idempotency_table: str | None
+
+    @property
+    def miniprogram_state(self) -> str:
+        """The ``miniprogram_state`` a send uses when the caller names none."""
+        return "formal" if self.stage == "prod" else "developer"
+
+    def need(self, name: str) -> str:
+        """The value of an optional setting this function requires, or a cold-start failure."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigurationError(f"missing configuration: set {name.upper()}")
+        return str(value)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        stage = env.get("STAGE", "dev")
+        if stage not in ("dev", "prod"):
+            raise ConfigurationError(f"STAGE must be dev or prod, not {stage!r}")
+        appid = env.get("WECHAT_APPID", "")
+        if not appid:
+            raise ConfigurationError("missing configuration: set WECHAT_APPID")
+        optional = {
+            f.name: env.get(f.name.upper()) or None
+            for f in fields(cls)
+            if f.name.endswith(("_param", "_table"))
+        }
+        token_cache = _number(env, "TOKEN_CACHE_SECONDS", 30, int)
+        if not 0 <= token_cache <= 60:
+            raise ConfigurationError("TOKEN_CACHE_SECONDS must be between 0 and 60 (WeChat's overlap is 300 s)")
+        return cls(
+            stage=stage,  # type: ignore[arg-type]
+            appid=appid,
+            api_base=env.get("WECHAT_API_BASE") or DEFAULT_API_BASE,
+            wechat_timeout=_number(env, "WECHAT_TIMEOUT_SECONDS", 5.0, float),
+            token_cache_seconds=token_cache,
+            session_ttl_seconds=_number(env, "SESSION_TTL_SECONDS", 604800, int),
+            send_attempts=_number(env, "SEND_ATTEMPTS", 3, int),
+            retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.2, float),
+            **optional,
+        )
+
+
+def _number[T: (int, float)](env: Mapping[str, str], key: str, default: T, kind: type[T]) -> T:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{key} must not be negative")
+    return value

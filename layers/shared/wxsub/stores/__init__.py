@@ -1,0 +1,1 @@
+"""Storage adapters: boto3 behind small classes (SSM parameters, DynamoDB tables)."""

@@ -1,0 +1,56 @@
+"""The state table: short-lived records keyed by ``pk`` with a TTL.
+
+It holds login replay records (keyed by a hash of the code, never the code), single-flight
+leases, and rate-limit markers. DynamoDB's TTL deletes lazily, so every read also checks
+``expires_at`` itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class StateTable:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, pk: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+        if item is None or int(item.get("expires_at", 0)) <= _now():
+            return None
+        return dict(item)
+
+    def put_new(self, pk: str, ttl_seconds: int, **attributes: Any) -> bool:
+        """Writes the record unless a live one exists; True when this call wrote it."""
+        now = _now()
+        try:
+            self._table.put_item(
+                Item={"pk": pk, "expires_at": now + ttl_seconds, **attributes},
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def put(self, pk: str, ttl_seconds: int, **attributes: Any) -> None:
+        self._table.put_item(Item={"pk": pk, "expires_at": _now() + ttl_seconds, **attributes})
+
+    def delete(self, pk: str) -> None:
+        self._table.delete_item(Key={"pk": pk})
+
+    def acquire(self, name: str, ttl_seconds: int) -> bool:
+        """A lease: at most one holder until released or ``ttl_seconds`` pass."""
+        return self.put_new(f"lease#{name}", ttl_seconds)
+
+    def release(self, name: str) -> None:
+        self.delete(f"lease#{name}")
