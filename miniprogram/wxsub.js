@@ -45,7 +45,8 @@
  * @typedef {object} Session
  * @property {string} token bearer token for the session routes
  * @property {string} openid the user's openid
- * @property {number} expiresAt milliseconds since the epoch
+ * @property {number} expiresAt milliseconds since the epoch; 0 when the server gave no lifetime
+ *   (the session is then used until the server refuses it)
  */
 
 /**
@@ -319,9 +320,10 @@ class Client {
     if (!body || typeof body.token !== 'string' || typeof body.openid !== 'string') {
       throw new WxsubError(CODES.HTTP_ERROR, this.messages.http_error, { status: 200, body })
     }
-    const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 0
+    const expiresIn = body.expires_in
+    const expiresAt = typeof expiresIn === 'number' && expiresIn > 0 ? Date.now() + expiresIn * 1000 : 0
     /** @type {Session} */
-    const session = { token: body.token, openid: body.openid, expiresAt: Date.now() + expiresIn * 1000 }
+    const session = { token: body.token, openid: body.openid, expiresAt }
     this._session = session
     this.wx.setStorageSync(this.storageKey, session)
     return session
@@ -333,7 +335,7 @@ class Client {
    */
   async _validSession() {
     const session = this.session()
-    if (session && session.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return session
+    if (session && (session.expiresAt === 0 || session.expiresAt - EXPIRY_MARGIN_MS > Date.now())) return session
     return this.login()
   }
 

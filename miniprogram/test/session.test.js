@@ -51,6 +51,17 @@ test('a session about to expire is renewed before use', async () => {
   assert.equal(server.logins.length, 2)
 })
 
+test('a session without a lifetime is used until the server refuses it', async () => {
+  const { server, fake, client } = setup()
+  server.failNext('POST', '/login', 200, { token: 'tok-x', openid: 'openid-of-user' })
+  const session = await client.login()
+  assert.equal(session.expiresAt, 0)
+  await client.grants()
+  // tok-x was sent (not renewed up front); the server refused it, so one login followed
+  assert.equal(fake.calls.request[1].header.Authorization, 'Bearer tok-x')
+  assert.equal(fake.calls.login, 2)
+})
+
 test('login errors: the server code, or login_failed when wx.login fails', async () => {
   const { server, fake, client } = setup()
   server.failNext('POST', '/login', 400, { error: 'invalid_code', message: 'the login code is not valid' })
