@@ -35,6 +35,11 @@ class Settings:
     push_aes_key_param: str | None
     state_table: str | None
     idempotency_table: str | None
+    grants_table: str | None
+    deliveries_table: str | None
+    templates_table: str | None
+    push_require_encryption: bool
+    push_max_skew_seconds: int
 
     @property
     def miniprogram_state(self) -> str:
@@ -74,6 +79,8 @@ class Settings:
             session_ttl_seconds=_number(env, "SESSION_TTL_SECONDS", 604800, int),
             send_attempts=_number(env, "SEND_ATTEMPTS", 3, int),
             retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.2, float),
+            push_require_encryption=_flag(env, "PUSH_REQUIRE_ENCRYPTION"),
+            push_max_skew_seconds=_number(env, "PUSH_MAX_SKEW_SECONDS", 300, int),
             **optional,
         )
 
@@ -89,3 +96,12 @@ def _number[T: (int, float)](env: Mapping[str, str], key: str, default: T, kind:
     if value < 0:
         raise ConfigurationError(f"{key} must not be negative")
     return value
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigurationError(f"{key} must be true or false, not {raw!r}")

@@ -54,3 +54,18 @@ class StateTable:
 
     def release(self, name: str) -> None:
         self.delete(f"lease#{name}")
+
+    def count(self, pk: str, *, ttl_seconds: int, limit: int) -> bool:
+        """Adds one to a counter that lives ``ttl_seconds``; False once it would pass ``limit``."""
+        try:
+            self._table.update_item(
+                Key={"pk": pk},
+                UpdateExpression="ADD hits :one SET expires_at = if_not_exists(expires_at, :exp)",
+                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                ExpressionAttributeValues={":one": 1, ":exp": _now() + ttl_seconds, ":limit": limit},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -1,0 +1,22 @@
+"""Scheduled every minute: keep the WeChat access token in SSM fresh.
+
+Failures raise, so EventBridge Scheduler's retry policy and dead-letter queue act on them.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wxsub import wiring
+from wxsub.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = wiring.refresher().refresh()
+    logger.info("access token checked", changed=result.changed, expires_in=result.expires_in, job=event.get("job"))
+    if result.changed:
+        metrics.add_metric(name="AccessTokenRotated", unit="Count", value=1)
+    return {"changed": result.changed, "expires_in": result.expires_in}

@@ -1,0 +1,19 @@
+"""POST/GET /subscriptions: the mini program reports subscribe results and reads its grants."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wxsub.http.app import new_resolver
+from wxsub.http.routes import subscriptions
+from wxsub.observability import logger, metrics, tracer
+
+app = new_resolver([subscriptions.router])
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,19 @@
+"""GET/POST /wechat/push: WeChat's URL verification and signed subscription-event pushes."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wxsub.http.app import new_resolver
+from wxsub.http.routes import push
+from wxsub.observability import logger, metrics, tracer
+
+app = new_resolver([push.router])
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel, Field, StringConstraints
+
+from wxsub import wiring
+from wxsub.http.models import SESSION, error_responses
+from wxsub.sessions import bearer_token
+
+router = Router()
+
+TemplateKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Status = Annotated[str, StringConstraints(max_length=256)]
+
+
+class GrantView(BaseModel):
+    openid: str
+    template_id: str
+    one_time: int = Field(description="One-time sends left")
+    long_term: bool = Field(description="Long-term subscription on")
+    last_status: str | None
+    updated_at: int | None
+
+
+class GrantsAnswer(BaseModel):
+    openid: str
+    grants: list[GrantView]
+
+
+def _caller() -> str:
+    return wiring.session_signer().verify(bearer_token(router.current_event.headers.get("authorization")))
+
+
+_RESPONSES: dict[int, Any] = {
+    200: {"description": "The caller's grants", "content": {"application/json": {"model": GrantsAnswer}}},
+    **error_responses(401, 422, 429, 503),
+}
+
+
+@router.post(
+    "/subscriptions",
+    summary="Report what wx.requestSubscribeMessage resolved with",
+    description="Send the success object as it is: {errMsg, <tmplId>: accept|reject|ban|filter|accept…}.",
+    tags=["session"],
+    security=SESSION,
+    responses=_RESPONSES,
+)
+def report(result: Annotated[dict[TemplateKey, Status], Body(embed=False)]) -> dict[str, Any]:
+    openid = _caller()
+    grants = wiring.subscription_service().report(openid, result)
+    return {"openid": openid, "grants": grants}
+
+
+@router.get(
+    "/subscriptions",
+    summary="The caller's grants per template",
+    tags=["session"],
+    security=SESSION,
+    responses=_RESPONSES,
+)
+def grants() -> dict[str, Any]:
+    openid = _caller()
+    return {"openid": openid, "grants": wiring.subscription_service().grants(openid)}

@@ -1,0 +1,71 @@
+"""Idempotency-Key for sends, on Powertools Idempotency.
+
+The first completed answer (2xx, 409, 422, 504) is stored under the key and returned to a retry
+with the same key and body, without a second WeChat call. 503 and 429 are raised by the send
+service, so Powertools deletes the in-progress record and the caller may retry with the same
+key. The same key with a different body is refused (422 ``idempotency_key_reused``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wxsub import errors
+from wxsub.services.send import Outcome, SendRequest, SendService
+
+KEY_LIFETIME_SECONDS = 24 * 3600
+
+
+class IdempotentSends:
+    def __init__(self, persistence: DynamoDBPersistenceLayer, expires_after_seconds: int = KEY_LIFETIME_SECONDS):
+        self._persistence = persistence
+        self._config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="request",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=expires_after_seconds,
+        )
+
+    def register(self, context: LambdaContext) -> None:
+        """Bounds an in-progress record by the invocation's remaining time, so a crash cannot pin a key."""
+        self._config.register_lambda_context(context)
+
+    def run(self, service: SendService, request: SendRequest, key: str) -> Outcome:
+        @idempotent_function(
+            data_keyword_argument="payload", persistence_store=self._persistence, config=self._config
+        )
+        def send_message(payload: dict[str, Any]) -> dict[str, Any]:
+            outcome = service.send(request)
+            return {"status": outcome.status, "body": outcome.body}
+
+        try:
+            stored = send_message(payload={"key": key, "request": asdict(request)})
+        except IdempotencyValidationError:
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body"
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            raise errors.RequestInProgress(
+                "a request with this Idempotency-Key is still in progress; retry shortly"
+            ) from None
+        return Outcome(int(stored["status"]), dict(stored["body"]))
+
+
+def send_idempotently(
+    service: SendService, request: SendRequest, key: str | None, sends: IdempotentSends
+) -> Outcome:
+    if not key:
+        return service.send(request)
+    return sends.run(service, request, key)

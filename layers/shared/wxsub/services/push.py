@@ -1,0 +1,107 @@
+"""WeChat's message pushes: verify, dedupe, and feed the grant ledger and delivery receipts.
+
+WeChat retries a push it got no quick answer to (the same event, possibly re-encrypted with a
+new nonce), so each verified event is applied once, keyed by its content. The key is released
+when applying fails, so the retry gets another chance instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from wxsub.observability import logger, metrics
+from wxsub.stores.state import StateTable
+from wxsub.wechat import push
+from wxsub.wechat.push import PushConfig, PushItem, PushMessage
+
+POPUP, CHANGE, SENT = "subscribe_msg_popup_event", "subscribe_msg_change_event", "subscribe_msg_sent_event"
+DEDUPE_SECONDS = 2 * 86400
+
+
+def is_accept(status: str | None) -> bool:
+    """``accept``, ``acceptWithAudio``, ``acceptWithAlert``, ``acceptWithForcePush`` … all accept."""
+    return bool(status) and str(status).startswith("accept")
+
+
+class Ledger(Protocol):
+    def record_accept(self, openid: str, template_id: str, *, source: Any, at: int, long_term: bool) -> Any: ...
+    def record_reject(self, openid: str, template_id: str, *, source: Any, at: int) -> Any: ...
+    def revoke(self, openid: str, template_id: str, *, at: int) -> Any: ...
+
+
+class Receipts(Protocol):
+    def apply_sent_event(
+        self, *, openid: str, template_id: str, msgid: str, error_code: int, error_status: str, at: int
+    ) -> Any: ...
+
+
+class PushService:
+    def __init__(
+        self,
+        config: Callable[[], PushConfig],
+        state: StateTable,
+        ledger: Ledger,
+        receipts: Receipts,
+        is_long_term: Callable[[str], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._ledger = ledger
+        self._receipts = receipts
+        self._is_long_term = is_long_term
+        self._clock = clock
+
+    def verify_url(self, query: Mapping[str, str]) -> str:
+        return push.verify_url(self._config(), query, self._clock())
+
+    def receive(self, query: Mapping[str, str], body: bytes, content_type: str | None) -> bool:
+        """Applies a verified push once; False when it was a retry already applied."""
+        message = push.open_push(self._config(), query, body, content_type, self._clock())
+        key = f"push#{message.dedupe_key}"
+        if not self._state.put_new(key, DEDUPE_SECONDS):
+            logger.info("push already applied", push_event=message.event)
+            return False
+        try:
+            self._apply(message)
+        except Exception:
+            self._state.delete(key)
+            raise
+        metrics.add_metric(name="PushesApplied", unit="Count", value=1)
+        return True
+
+    def _apply(self, message: PushMessage) -> None:
+        handlers = {POPUP: self._popup, CHANGE: self._change, SENT: self._sent}
+        handler = handlers.get(message.event or "")
+        if handler is None:
+            logger.info("push ignored", push_event=message.event, msg_type=message.msg_type)
+            return
+        for item in message.items:
+            handler(message, item)
+
+    def _popup(self, message: PushMessage, item: PushItem) -> None:
+        openid, at = message.from_user, message.create_time
+        if is_accept(item.status):
+            long_term = self._is_long_term(item.template_id)
+            self._ledger.record_accept(openid, item.template_id, source="push", at=at, long_term=long_term)
+        elif item.status:
+            self._ledger.record_reject(openid, item.template_id, source="push", at=at)
+
+    def _change(self, message: PushMessage, item: PushItem) -> None:
+        if item.status == "reject":
+            self._ledger.revoke(message.from_user, item.template_id, at=message.create_time)
+
+    def _sent(self, message: PushMessage, item: PushItem) -> None:
+        if not item.msg_id:
+            logger.warning("sent event without MsgID", template_id=item.template_id)
+            return
+        self._receipts.apply_sent_event(
+            openid=message.from_user,
+            template_id=item.template_id,
+            msgid=item.msg_id,
+            error_code=item.error_code or 0,
+            error_status=item.error_status or "",
+            at=message.create_time,
+        )

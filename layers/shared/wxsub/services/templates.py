@@ -1,0 +1,101 @@
+"""The template registry: synced from WeChat's gettemplate, consulted before every send.
+
+Knowing each template's keywords and rules lets a send be refused with a precise 422 before
+WeChat is called (47003 never reaches production), and knowing its type tells the ledger
+whether a grant is one-time or long-term. A send naming a template the registry does not know
+triggers one sync, at most once a minute per template id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from wxsub import errors, keywords
+from wxsub.observability import logger
+from wxsub.services.tokens import TokenProvider
+from wxsub.services.wechat_errors import translate
+from wxsub.stores.state import StateTable
+from wxsub.stores.templates import Template, TemplateStore
+from wxsub.wechat.api.subscribe import SubscribeApi, TemplateInfo
+from wxsub.wechat.client import WeChatError
+
+MISS_SYNC_INTERVAL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    templates: int
+    removed: int
+
+
+class TemplateSync:
+    def __init__(
+        self, api: SubscribeApi, tokens: TokenProvider, store: TemplateStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._api = api
+        self._tokens = tokens
+        self._store = store
+        self._clock = clock
+
+    def sync(self) -> SyncResult:
+        try:
+            infos = self._tokens.call(self._api.templates)
+        except WeChatError as exc:
+            raise translate(exc) from None
+        now = int(self._clock())
+        written, removed = self._store.replace_all(_template(info, now) for info in infos)
+        logger.info("templates synced", templates=written, removed=removed)
+        return SyncResult(written, removed)
+
+
+def _template(info: TemplateInfo, now: int) -> Template:
+    return Template(
+        template_id=info.template_id,
+        title=info.title,
+        type=info.type,
+        keywords=keywords.parse_content(info.content, info.enum_lists),
+        content=info.content,
+        example=info.example,
+        synced_at=now,
+    )
+
+
+class TemplateRegistry:
+    """Looks templates up, syncing once on a miss, and checks send data against their rules."""
+
+    def __init__(self, store: TemplateStore, sync: TemplateSync, state: StateTable) -> None:
+        self._store = store
+        self._sync = sync
+        self._state = state
+
+    def lookup(self, template_id: str) -> Template | None:
+        found = self._store.get(template_id)
+        if found is not None:
+            return found
+        if not self._state.put_new(f"sync#{template_id}", MISS_SYNC_INTERVAL_SECONDS):
+            return None
+        try:
+            self._sync.sync()
+        except errors.WxsubError as exc:
+            logger.warning("sync on a registry miss failed", error=exc.code)
+            return None
+        return self._store.get(template_id)
+
+    def is_long_term(self, template_id: str) -> bool:
+        """A template the registry does not know is treated as one-time (DESIGN.md, send rules)."""
+        template = self.lookup(template_id)
+        return template is not None and template.long_term
+
+    def check(self, template_id: str, data: Mapping[str, str], fit: bool) -> dict[str, str]:
+        template = self.lookup(template_id)
+        if template is None:
+            raise errors.UnknownTemplate(
+                f"template {template_id} is not one of this mini program's templates "
+                "(synced from WeChat; add it in the mini program admin, then POST /templates/sync)"
+            )
+        values, violations = keywords.validate(template.keywords, data, fit=fit)
+        if violations:
+            raise keywords.violations_error(violations)
+        return values

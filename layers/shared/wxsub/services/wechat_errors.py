@@ -1,0 +1,58 @@
+"""Translation of WeChat transport failures into the product's errors (DESIGN.md, error table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wxsub import errors
+from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError, WeChatTimeout, WeChatUnreachable
+
+
+def translate(
+    exc: WeChatError, specific: Mapping[int, type[errors.WxsubError]] | None = None
+) -> errors.WxsubError:
+    """The product error for a WeChat failure; ``specific`` maps the codes a use case names."""
+    if isinstance(exc, WeChatApiError):
+        return _from_errcode(exc, specific or {})
+    if isinstance(exc, WeChatTimeout):
+        return errors.WeChatUnavailable("WeChat did not answer in time; try again")
+    if isinstance(exc, WeChatUnreachable):
+        return errors.WeChatUnavailable(f"WeChat is unavailable: {exc}")
+    return errors.WeChatUnavailable("WeChat is unavailable")
+
+
+def _from_errcode(exc: WeChatApiError, specific: Mapping[int, type[errors.WxsubError]]) -> errors.WxsubError:
+    code = exc.errcode
+    if code in specific:
+        return specific[code](_MESSAGES.get(code, f"WeChat refused the request (errcode {code})"), errcode=code)
+    if exc.kind is ErrorKind.CREDENTIAL:
+        return errors.Misconfigured(
+            f"WeChat refused wxsub's credentials (errcode {code}): check the AppID, the AppSecret "
+            "and the API IP whitelist",
+            errcode=code,
+        )
+    if exc.kind is ErrorKind.QUOTA:
+        return errors.QuotaExhausted("WeChat's daily quota for this API is spent", errcode=code)
+    if code == 45011:
+        return errors.RateLimited("WeChat's per-minute limit was reached; slow down", errcode=code)
+    if exc.kind is ErrorKind.RETRYABLE:
+        return errors.WeChatUnavailable("WeChat is busy; try again", errcode=code)
+    if exc.kind is ErrorKind.TOKEN:
+        return errors.WeChatUnavailable("WeChat keeps refusing the access token; try again", errcode=code)
+    return errors.RejectedByWeChat(
+        f"WeChat refused the request (errcode {code}); sending it again will not help", errcode=code
+    )
+
+
+_MESSAGES = {
+    40029: "the login code is invalid or expired; call wx.login again",
+    40163: "the login code was already used; call wx.login again",
+    40226: "WeChat blocks this user's login (high-risk account)",
+    40003: "the openid does not belong to this mini program",
+    40037: "the template_id does not belong to this mini program",
+    41030: "the page does not exist in the released mini program",
+    43101: "the user holds no subscription for this template",
+    47003: "WeChat refused the data for this template",
+    43107: "WeChat has banned subscription messages for this account or template",
+    45168: "WeChat found sensitive words in the data",
+}

@@ -1,0 +1,174 @@
+"""The one place that builds real collaborators from settings, once per container.
+
+Warm invocations reuse the httpx connection pool and boto3 clients built here. Tests build
+services directly with their own collaborators instead of patching anything.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+from wxsub.services.idempotent import IdempotentSends
+from wxsub.services.push import PushService
+from wxsub.services.subscriptions import SubscriptionService
+from wxsub.services.templates import TemplateRegistry, TemplateSync
+from wxsub.services.login import LoginService
+from wxsub.services.send import SendService
+from wxsub.services.tokens import TokenProvider, TokenRefresher
+from wxsub.sessions import SessionSigner
+from wxsub.settings import Settings
+from wxsub.stores.deliveries import Deliveries
+from wxsub.stores.grants import GrantLedger
+from wxsub.stores.parameters import SecretStore, TokenStore
+from wxsub.stores.state import StateTable
+from wxsub.stores.templates import TemplateStore
+from wxsub.wechat.api.auth import AuthApi
+from wxsub.wechat.api.subscribe import SubscribeApi
+from wxsub.wechat.client import WeChatTransport
+from wxsub.wechat.push import PushConfig
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def _ssm() -> Any:
+    return boto3.client("ssm")
+
+
+@cache
+def _dynamodb() -> Any:
+    return boto3.resource("dynamodb")
+
+
+@cache
+def _provider() -> SSMProvider:
+    return SSMProvider(boto3_client=_ssm())
+
+
+@cache
+def transport() -> WeChatTransport:
+    s = settings()
+    return WeChatTransport(s.api_base, s.wechat_timeout)
+
+
+@cache
+def secrets() -> SecretStore:
+    return SecretStore(_provider())
+
+
+@cache
+def state() -> StateTable:
+    return StateTable(_dynamodb().Table(settings().need("state_table")))
+
+
+def table(name: str) -> Any:
+    return _dynamodb().Table(name)
+
+
+def app_secret() -> str:
+    return secrets().get(settings().need("app_secret_param"))
+
+
+@cache
+def token_store() -> TokenStore:
+    s = settings()
+    return TokenStore(_provider(), _ssm(), s.need("access_token_param"), s.token_cache_seconds)
+
+
+@cache
+def refresher() -> TokenRefresher:
+    return TokenRefresher(AuthApi(transport(), settings().appid), token_store(), app_secret)
+
+
+@cache
+def token_provider() -> TokenProvider:
+    return TokenProvider(token_store(), refresher(), state())
+
+
+def session_signer() -> SessionSigner:
+    s = settings()
+    return SessionSigner(secrets().get(s.need("session_key_param")), s.session_ttl_seconds, s.appid)
+
+
+@cache
+def login_service() -> LoginService:
+    return LoginService(AuthApi(transport(), settings().appid), state(), app_secret, session_signer)
+
+
+@cache
+def template_store() -> TemplateStore:
+    return TemplateStore(table(settings().need("templates_table")))
+
+
+@cache
+def template_sync() -> TemplateSync:
+    return TemplateSync(SubscribeApi(transport()), token_provider(), template_store())
+
+
+@cache
+def registry() -> TemplateRegistry:
+    return TemplateRegistry(template_store(), template_sync(), state())
+
+
+@cache
+def ledger() -> GrantLedger:
+    return GrantLedger(table(settings().need("grants_table")))
+
+
+@cache
+def deliveries() -> Deliveries:
+    return Deliveries(table(settings().need("deliveries_table")))
+
+
+@cache
+def send_service() -> SendService:
+    s = settings()
+    return SendService(
+        api=SubscribeApi(transport()),
+        tokens=token_provider(),
+        default_state=s.miniprogram_state,
+        attempts=s.send_attempts,
+        retry_base_seconds=s.retry_base_seconds,
+        check=registry().check,
+        grants=ledger(),
+        is_long_term=registry().is_long_term,
+        deliveries=deliveries(),
+    )
+
+
+def push_config() -> PushConfig:
+    """Built per call from cached SecureStrings, so a rotated Token or key is picked up within minutes."""
+    s = settings()
+    aes = secrets().get(s.need("push_aes_key_param")) if s.push_aes_key_param else ""
+    return PushConfig(
+        token=secrets().get(s.need("push_token_param")),
+        appid=s.appid,
+        aes_keys=tuple(key.strip() for key in aes.split(",") if key.strip()),
+        require_encryption=s.push_require_encryption,
+        max_skew_seconds=s.push_max_skew_seconds,
+    )
+
+
+@cache
+def push_service() -> PushService:
+    return PushService(push_config, state(), ledger(), deliveries(), registry().is_long_term)
+
+
+@cache
+def subscription_service() -> SubscriptionService:
+    return SubscriptionService(ledger(), state(), registry().is_long_term)
+
+
+@cache
+def idempotency() -> IdempotentSends:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    table_name = settings().need("idempotency_table")
+    return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name))
