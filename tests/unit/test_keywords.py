@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from wxsub.errors import InvalidData
 from wxsub.keywords import (
     RULES,
@@ -126,7 +127,7 @@ def test_parse_content_ignores_text_that_is_not_a_keyword() -> None:
         ("amount", "￥1234567890"),
         ("amount", "¥8.8元"),
         ("phone_number", "+86-0766-66888866"),
-        ("phone_number", "(0755) 8888 8888"),
+        ("phone_number", "(0755)8888-8888"),
         ("car_number", "粤A8Z888挂"),
         ("car_number", "粤AD12345"),
         ("name", "张三"),
@@ -152,6 +153,7 @@ CLASS_SAMPLES = {
     "fullwidth_letter": "Ａ",
     "fullwidth_digit": "７",
     "kana": "の",
+    "space": " ",
     "newline": "\n",
     "emoji": "😀",
     "astral_chinese": "𠮷",
@@ -160,14 +162,22 @@ CLASS_SAMPLES = {
 FORBIDDEN = {
     "thing": ["fullwidth_letter", "fullwidth_digit", "kana", "newline", "emoji", "astral_chinese"],
     "short_thing": ["fullwidth_letter", "kana", "newline", "emoji"],
-    "letter": ["chinese", "digit", "symbol", "fullwidth_symbol", "fullwidth_letter", "emoji"],
-    "symbol": ["chinese", "letter", "digit", "fullwidth_letter", "newline", "emoji"],
-    "character_string": ["chinese", "fullwidth_letter", "kana", "newline", "emoji", "astral_chinese"],
-    "phone_number": ["chinese", "letter", "fullwidth_digit", "newline", "emoji"],
+    "letter": ["chinese", "digit", "symbol", "fullwidth_symbol", "fullwidth_letter", "space", "emoji"],
+    "symbol": ["chinese", "letter", "digit", "fullwidth_letter", "space", "newline", "emoji"],
+    "character_string": [
+        "chinese",
+        "fullwidth_letter",
+        "kana",
+        "space",
+        "newline",
+        "emoji",
+        "astral_chinese",
+    ],
+    "phone_number": ["chinese", "letter", "fullwidth_digit", "space", "newline", "emoji"],
     "name": ["digit", "fullwidth_digit", "kana", "newline", "emoji", "astral_chinese"],
-    "phrase": ["letter", "digit", "symbol", "fullwidth_symbol", "kana", "emoji", "astral_chinese"],
-    "number": ["chinese", "letter", "symbol", "fullwidth_digit", "emoji"],
-    "car_number": ["symbol", "fullwidth_letter", "kana", "emoji"],
+    "phrase": ["letter", "digit", "symbol", "fullwidth_symbol", "space", "kana", "emoji", "astral_chinese"],
+    "number": ["chinese", "letter", "symbol", "fullwidth_digit", "space", "emoji"],
+    "car_number": ["symbol", "fullwidth_letter", "space", "kana", "emoji"],
 }
 BASES = {
     "thing": "已发货",
@@ -256,6 +266,20 @@ def test_name_with_any_chinese_counts_as_chinese_name_limit_10() -> None:
     mixed = check_value("name", "张" + "a" * 10)
     assert mixed is not None
     assert (mixed.problem, mixed.length, mixed.limit) == ("too_long", 11, 10)
+
+
+@pytest.mark.parametrize("value", ["-", "·· ·", "'()'"])
+def test_name_without_chinese_or_letters_is_not_a_name(value: str) -> None:
+    assert problem("name", value) == "bad_format"
+
+
+@pytest.mark.parametrize(
+    ("rule", "value"), [("thing", "iPhone 15 Pro"), ("short_thing", "A 套餐"), ("name", "John Smith")]
+)
+def test_space_unconfirmed_allowed_in_prose_and_names_where_refusing_it_refuses_everyday_data(
+    rule: str, value: str
+) -> None:
+    assert check_value(rule, value) is None
 
 
 def test_latin_name_may_use_letters_and_symbols_up_to_20() -> None:
@@ -539,7 +563,7 @@ def test_describe_gives_each_rule_its_limit_and_allowed_content() -> None:
     assert describe("thing") == {
         "rule": "thing",
         "limit": 20,
-        "allowed": "Chinese, letters, digits and symbols",
+        "allowed": "Chinese, letters, digits, symbols and spaces",
     }
     assert describe("enum_string")["rule"] == "enum"
     assert all(describe(rule)["allowed"] for rule in RULES)

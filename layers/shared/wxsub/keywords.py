@@ -9,22 +9,24 @@ The table in §4 is prose, so some readings are ours. One principle settles them
 accepts what the documentation shows to be valid and rejects what it leaves in doubt**, so a
 value wxsub lets through is valid by every reading, and a caller refused on a doubtful point
 always has a documented form to fall back on (add a currency symbol, drop the emoji, write
-``2019-12-25 09:42``). The one exception is a rule §4 does not list at all (the canonical
-send example's ``site01``): wxsub cannot know its grammar and passes any non-empty value,
-rather than make the template unusable.
+``2019-12-25 09:42``). The principle yields where no such form exists: a rule §4 does not
+list at all (the canonical send example's ``site01``) passes any non-empty value rather than
+make the template unusable, and a space is allowed in prose and names (below).
 
 Character classes (no class holds a character outside the Basic Multilingual Plane: WeChat's
 treatment of surrogate pairs is unconfirmed, §4 and §10.11, and that is where nearly all emoji
 and the rare CJK extension B+ ideographs live):
 
-* Chinese: CJK Unified Ideographs and extension A (U+4E00–U+9FFF, U+3400–U+4DBF), assigned
-  code points only. Not compatibility ideographs, not 〇, not kana or hangul.
+* Chinese: CJK Unified Ideographs and extension A (U+4E00–U+9FFF, U+3400–U+4DBF).
+  Not compatibility ideographs, not 〇, not kana or hangul.
 * letter: ASCII ``A-Z a-z``. Full-width and non-Latin letters are not letters.
 * digit: ASCII ``0-9``. Full-width digits are not digits.
 * symbol: any BMP character in a Unicode punctuation (P*) or symbol (S*) category, full-width
-  ones included (``，。、（）¥…→☀``), plus the space and the ideographic space U+3000. Spaces
-  are counted as symbols because the documented ``2019年10月1日 15:01`` and everyday English
-  names and product names need them; tabs, newlines and other controls are in no class.
+  ones included (``，。、（）¥…→☀``). Tabs, newlines and other controls are in no class.
+* space: the ASCII space is not a symbol (Unicode calls it a separator) and §4 lists it nowhere.
+  ``thing``, ``short_thing`` and ``name`` admit it all the same: refusing ``iPhone 15 Pro`` or
+  ``John Smith`` would refuse everyday data with no form to fall back on. No other rule does,
+  and the ideographic space U+3000 none.
 """
 
 from __future__ import annotations
@@ -62,8 +64,7 @@ def length(value: str) -> int:
 
 def is_chinese(char: str) -> bool:
     code = ord(char)
-    in_blocks = 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
-    return in_blocks and unicodedata.category(char) == "Lo"
+    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
 
 
 def is_letter(char: str) -> bool:
@@ -75,13 +76,15 @@ def is_digit(char: str) -> bool:
 
 
 def is_symbol(char: str) -> bool:
-    if char in " \u3000":
-        return True
     return ord(char) <= 0xFFFF and unicodedata.category(char)[0] in "PS"
 
 
+def is_space(char: str) -> bool:
+    return char == " "
+
+
 def is_currency(char: str) -> bool:
-    return unicodedata.category(char) == "Sc"
+    return ord(char) <= 0xFFFF and unicodedata.category(char) == "Sc"
 
 
 def _any_of(*classes: CharClass) -> CharClass:
@@ -150,6 +153,10 @@ def _amount_form(value: str) -> bool:
     return (has_symbol or has_yuan) and _DECIMAL.fullmatch(digits) is not None
 
 
+def _name_form(value: str) -> bool:
+    return any(is_chinese(char) or is_letter(char) for char in value)
+
+
 def _car_form(value: str) -> bool:
     return not any(is_chinese(char) for char in value[1:-1])
 
@@ -185,7 +192,7 @@ class Rule:
         return length(value)
 
 
-_TEXT = _any_of(is_chinese, is_digit, is_letter, is_symbol)
+_TEXT = _any_of(is_chinese, is_digit, is_letter, is_symbol, is_space)
 _TIME_TEXT = (
     "a 24-hour time HH:mm or HH:mm:ss, optionally after a date (2019年10月1日 or 2019-10-01) "
     "and a space; a range is two of these joined by ~"
@@ -196,10 +203,10 @@ _DATE_TEXT = (
 )
 
 _TABLE: tuple[Rule, ...] = (
-    Rule("thing", "Chinese, letters, digits and symbols", 20, chars=_TEXT, shaping="ellipsis"),
+    Rule("thing", "Chinese, letters, digits, symbols and spaces", 20, chars=_TEXT, shaping="ellipsis"),
     Rule(
         "short_thing",
-        "Chinese, letters, digits and symbols (limit undocumented: the strict reading, 5)",
+        "Chinese, letters, digits, symbols and spaces (limit undocumented: the strict reading, 5)",
         5,
         chars=_TEXT,
     ),
@@ -243,11 +250,13 @@ _TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         "name",
-        "up to 10 characters when it holds any Chinese (Chinese, letters, symbols); "
-        "otherwise up to 20 letters and symbols",
+        "up to 10 characters when it holds any Chinese (Chinese, letters, symbols, spaces); "
+        "otherwise up to 20 letters, symbols and spaces, at least one a letter",
         20,
         chinese_limit=10,
-        chars=_any_of(is_chinese, is_letter, is_symbol),
+        chars=_any_of(is_chinese, is_letter, is_symbol, is_space),
+        form=_name_form,
+        form_text="a name with at least one Chinese character or letter",
         shaping="cut",
     ),
     Rule("phrase", "Chinese characters only", 5, chars=is_chinese),
