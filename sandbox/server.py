@@ -285,7 +285,9 @@ class Sandbox:
             return self
         self._server = _Server((self.host, self.port), App(self.state), self._verbose)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="sandbox-http", daemon=True
+        )
         self._thread.start()
         self.state.pusher.start()
         return self
