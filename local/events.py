@@ -1,0 +1,251 @@
+"""The non-HTTP triggers: schedules (EventBridge Scheduler) and SQS event sources.
+
+A ScheduleV2 target receives exactly its ``Input`` (a classic ``Schedule`` without one receives
+the scheduled event). A failed scheduled run is logged; the next tick is its retry, as Lambda's
+asynchronous retries would be at this scale.
+
+An SQS event source polls like Lambda's: batches up to ``BatchSize`` (gathered for up to
+``MaximumBatchingWindowInSeconds``), deletes what succeeded, and leaves the rest to reappear
+after the queue's visibility timeout (and to move to the DLQ at ``maxReceiveCount``). With
+``ReportBatchItemFailures`` only the records named in ``batchItemFailures`` stay; a raised error,
+or an answer naming an unknown record, fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from local.model import QueueSource, Schedule
+from local.template import ACCOUNT_ID, TemplateError
+from local.workers import LogSink, Outcome
+
+InvokeFunction = Callable[[str, Any], Outcome]
+_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
+_DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
+
+
+def schedule_event(schedule: Schedule, region: str) -> Any:
+    """The payload the schedule's target receives."""
+    if schedule.input is not None:
+        try:
+            return json.loads(schedule.input) if isinstance(schedule.input, str) else schedule.input
+        except ValueError:
+            raise TemplateError(f"{schedule.function}.{schedule.event}: Input is not JSON") from None
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{schedule.function}{schedule.event}"],
+        "detail": {},
+    }
+
+
+def next_run(expression: str, after: datetime, timezone: str = "UTC") -> datetime | None:
+    """When ``rate(...)``, ``cron(...)`` or ``at(...)`` fires next after ``after``; None for never."""
+    if match := re.fullmatch(r"rate\((\d+)\s+(\w+)\)", expression.strip()):
+        if match.group(2) not in _UNITS:
+            raise TemplateError(f"unknown rate unit in {expression}")
+        return after + timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    if match := re.fullmatch(r"at\((.+)\)", expression.strip()):
+        when = datetime.fromisoformat(match.group(1)).replace(tzinfo=ZoneInfo(timezone))
+        return when if when > after else None
+    if match := re.fullmatch(r"cron\((.+)\)", expression.strip()):
+        return _cron_next(match.group(1).split(), after.astimezone(ZoneInfo(timezone)))
+    raise TemplateError(f"schedule expression {expression!r} is not rate(), cron() or at()")
+
+
+def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    if any(c in text for c in "LW#"):
+        raise TemplateError(f"cron field {text!r}: L, W and # do not run locally")
+    values: set[int] = set()
+    for part in text.split(","):
+        spec, _, step = part.partition("/")
+        if spec in ("*", "?"):
+            start, end = low, high
+        else:
+            first, _, last = spec.partition("-")
+            start = names.get(first.upper(), 0) if names and first.upper() in names else int(first)
+            end_text = last or (str(high) if step else first)
+            end = names[end_text.upper()] if names and end_text.upper() in names else int(end_text)
+        values.update(range(start, end + 1, int(step or 1)))
+    return values
+
+
+def _cron_next(fields: list[str], after: datetime) -> datetime | None:
+    if len(fields) != 6:
+        raise TemplateError(f"cron() needs 6 fields, got {' '.join(fields)}")
+    minutes, hours = _field(fields[0], 0, 59), _field(fields[1], 0, 23)
+    days, months = _field(fields[2], 1, 31), _field(fields[3], 1, 12, _MONTHS)
+    weekdays, years = _field(fields[4], 1, 7, _DAYS), _field(fields[5], 1970, 2199)
+    candidate = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    limit = after + timedelta(days=366 * 5)
+    while candidate < limit:
+        weekday = candidate.isoweekday() % 7 + 1
+        if candidate.year not in years or candidate.month not in months:
+            candidate = (candidate.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
+        elif candidate.day not in days or weekday not in weekdays:
+            candidate = candidate.replace(hour=0, minute=0) + timedelta(days=1)
+        elif candidate.hour not in hours:
+            candidate = candidate.replace(minute=0) + timedelta(hours=1)
+        elif candidate.minute not in minutes:
+            candidate += timedelta(minutes=1)
+        else:
+            return candidate
+    return None
+
+
+class Scheduler:
+    """One thread per enabled schedule, firing on its expression until :meth:`stop`."""
+
+    def __init__(self, schedules: list[Schedule], invoke: InvokeFunction, log: LogSink, region: str) -> None:
+        self.schedules = schedules
+        self._invoke = invoke
+        self._log = log
+        self._region = region
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def run(self, schedule: Schedule) -> Outcome:
+        outcome = self._invoke(schedule.function, schedule_event(schedule, self._region))
+        status = "ok" if outcome.ok else f"failed: {outcome.error_type}: {outcome.error_message}"
+        self._log(f"[scheduler] {schedule.function}.{schedule.event} ({schedule.expression}) {status}")
+        return outcome
+
+    def start(self) -> None:
+        for schedule in self.schedules:
+            if schedule.enabled:
+                thread = threading.Thread(target=self._loop, args=(schedule,), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _loop(self, schedule: Schedule) -> None:
+        last = datetime.now(UTC)
+        while (due := next_run(schedule.expression, last, schedule.timezone)) is not None:
+            if self._stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+                return
+            last = due
+            self.run(schedule)
+
+
+class QueuePoller:
+    """Lambda's SQS event source mapping for one queue and function."""
+
+    def __init__(
+        self, source: QueueSource, sqs: Any, invoke: InvokeFunction, log: LogSink, region: str
+    ) -> None:
+        self.source = source
+        self._sqs = sqs
+        self._invoke = invoke
+        self._log = log
+        self._region = region
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"poller-{source.function}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = self._receive()
+                if messages:
+                    self.deliver(messages)
+            except Exception as exc:  # noqa: BLE001 - a poller outlives moto hiccups, as Lambda's does
+                if not self._stop.is_set():
+                    self._log(f"[poller] {self.source.function}: {type(exc).__name__}: {exc}")
+                    self._stop.wait(1)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        window_ends = time.monotonic() + self.source.window_seconds
+        while len(messages) < self.source.batch_size and not self._stop.is_set():
+            answer = self._sqs.receive_message(
+                QueueUrl=self.source.queue_url,
+                MaxNumberOfMessages=min(10, self.source.batch_size - len(messages)),
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            messages.extend(answer.get("Messages", []))
+            if messages and time.monotonic() >= window_ends:
+                break
+            if not messages and not self.source.window_seconds:
+                break
+        return messages
+
+    def deliver(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Invoke the function with one batch; delete what succeeded; the ids left for redelivery."""
+        event = {"Records": [self._record(m) for m in messages]}
+        outcome = self._invoke(self.source.function, event)
+        ids = [m["MessageId"] for m in messages]
+        failed = self._failed(outcome, set(ids))
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self.source.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])],
+            )
+        detail = "" if outcome.ok else f" ({outcome.error_type}: {outcome.error_message})"
+        self._log(f"[poller] {self.source.function} batch of {len(ids)}: {len(failed)} failed{detail}")
+        return [i for i in ids if i in failed]
+
+    def _failed(self, outcome: Outcome, ids: set[str]) -> set[str]:
+        if not outcome.ok:
+            return ids
+        if not self.source.report_failures or not outcome.result:
+            return set()
+        failures = outcome.result.get("batchItemFailures") if isinstance(outcome.result, dict) else None
+        if not failures:
+            return set()
+        named = {f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures}
+        if not named <= ids:
+            self._log(f"[poller] {self.source.function}: batchItemFailures names unknown records; the whole batch fails")
+            return ids
+        return {i for i in named if i}
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {}
+        for name, value in (message.get("MessageAttributes") or {}).items():
+            attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+            if "StringValue" in value:
+                attribute["stringValue"] = value["StringValue"]
+            if "BinaryValue" in value:
+                attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+            attributes[name] = attribute
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.source.queue_arn,
+            "awsRegion": self._region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record

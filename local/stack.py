@@ -1,0 +1,315 @@
+"""The whole local stack in one object: moto, the sandbox, the gateway, the functions, the triggers.
+
+Start order matters: the gateway binds first (so its URL can be the sandbox's push target and a
+busy port fails before anything else starts), the sandbox next (its URL becomes the template's
+``WeChatApiBase``), then the template is resolved against those local values, its resources are
+created in moto with the SecureStrings written at the template's parameter names, and the
+scheduled functions run once, in template order, before :meth:`LocalStack.start` returns.
+
+This module (with the CLI) is the only reader of the ``WECHAT_*`` secret variables: functions
+read their secrets from SSM by name, exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import secrets
+import string
+import sys
+import threading
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from local.aws import MotoEndpoint, Resources
+from local.events import QueuePoller, Scheduler
+from local.gateway import Gateway
+from local.model import Description, Schedule, describe
+from local.workers import FunctionPool, Outcome, lambda_environment
+
+if TYPE_CHECKING:
+    from sandbox.server import Sandbox
+
+DEFAULT_CREDENTIALS = ("local-access-key", "local-secret-key")
+DEFAULT_REGION = "us-east-1"
+# template parameter -> the local variable its SecureString is written from (None: generated)
+SECURE_STRINGS: dict[str, str | None] = {
+    "AppSecretParam": "WECHAT_APP_SECRET",
+    "PushTokenParam": "WECHAT_PUSH_TOKEN",
+    "PushAesKeyParam": "WECHAT_PUSH_AES_KEY",
+    "SessionKeyParam": None,
+}
+
+
+class InvocationError(RuntimeError):
+    """A function invoked directly (a schedule run, :meth:`LocalStack.invoke`) reported an error."""
+
+    def __init__(self, function: str, outcome: Outcome) -> None:
+        super().__init__(f"{function}: {outcome.error_type}: {outcome.error_message}")
+        self.outcome = outcome
+
+
+class LocalStack:
+    """The API on ``127.0.0.1`` from ``template``, with moto and (unless disabled) the WeChat sandbox.
+
+    ``env`` is the local environment the stack reads (``os.environ`` when None): the ``WECHAT_*``
+    variables, AWS credentials and region. ``parameters`` overrides template parameters.
+    ``sandbox=False`` skips the sandbox (``WECHAT_API_BASE`` in ``env`` does too).
+
+    After :meth:`start`: ``api_url``, ``aws_endpoint``, ``sandbox_url``/``sandbox``, ``appid``,
+    ``credentials`` (what IAM routes accept), ``description`` (what the template declared), and
+    ``secure_strings`` (SSM name -> value written; tests use it to prove no secret reaches a log).
+    """
+
+    def __init__(
+        self,
+        template: str | os.PathLike[str] = "template.yaml",
+        *,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+        schedules: bool = True,
+        pollers: bool = True,
+        sandbox: bool = True,
+        parameters: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        max_workers: int = 4,
+        echo: bool = False,
+    ) -> None:
+        self.template = Path(template).resolve()
+        self._env = dict(os.environ if env is None else env)
+        self._port = port
+        self._host = host
+        self._schedules_on = schedules
+        self._pollers_on = pollers
+        self._sandbox_on = sandbox and not self._env.get("WECHAT_API_BASE")
+        self._parameters = dict(parameters or {})
+        self._max_workers = max_workers
+        self._echo = echo
+        self.region = self._env.get("AWS_DEFAULT_REGION") or self._env.get("AWS_REGION") or DEFAULT_REGION
+        self.credentials: tuple[str, str] = (
+            (self._env["AWS_ACCESS_KEY_ID"], self._env["AWS_SECRET_ACCESS_KEY"])
+            if self._env.get("AWS_ACCESS_KEY_ID") and self._env.get("AWS_SECRET_ACCESS_KEY")
+            else DEFAULT_CREDENTIALS
+        )
+        self.api_url = ""
+        self.aws_endpoint = ""
+        self.sandbox_url: str | None = None
+        self.sandbox: Sandbox | None = None
+        self.description = Description()
+        self._lines: deque[str] = deque(maxlen=100_000)
+        self._lines_lock = threading.Lock()
+        self._moto: MotoEndpoint | None = None
+        self._gateway: Gateway | None = None
+        self._resources: Resources | None = None
+        self._pools: dict[str, FunctionPool] = {}
+        self._scheduler: Scheduler | None = None
+        self._pollers: list[QueuePoller] = []
+        self._secrets: dict[str, str] = {}
+        self.appid = ""
+        self.secure_strings: dict[str, str] = {}
+
+    def __enter__(self) -> LocalStack:
+        return self.start() if not self.api_url else self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._moto = MotoEndpoint(self._host, log=self.log).start()
+        self.aws_endpoint = self._moto.url
+        self._gateway = Gateway(
+            host=self._host,
+            port=self._port,
+            region=self.region,
+            secrets={self.credentials[0]: self.credentials[1]},
+            log=self.log,
+        )
+        self.api_url = self._gateway.url
+        self._secrets = self._local_secrets()
+        self.appid = self._secrets["WECHAT_APPID"]
+        if self._sandbox_on:
+            self._start_sandbox()
+        self.description = describe(
+            self.template,
+            self._overrides(),
+            region=self.region,
+            aws_endpoint=self.aws_endpoint,
+            api_url=self.api_url,
+        )
+        self._resources = Resources(self.aws_endpoint, self.region, self.credentials)
+        self._resources.create(self.description)
+        self.secure_strings = self._secure_strings()
+        self._resources.put_secure_strings(self.secure_strings)
+        for lid, fn in self.description.functions.items():
+            env = lambda_environment(
+                fn, region=self.region, credentials=self.credentials, aws_endpoint=self.aws_endpoint
+            )
+            self._pools[lid] = FunctionPool(fn, env, self.log, self._max_workers)
+        self._gateway.start(self.description.routes, self._invoke)
+        self._scheduler = Scheduler(self.description.schedules, self._invoke, self.log, self.region)
+        if self._schedules_on:
+            for schedule in self.description.schedules:
+                if schedule.enabled:
+                    self._scheduler.run(schedule)
+            self._scheduler.start()
+        if self._pollers_on:
+            for source in self.description.queue_sources:
+                if source.enabled:
+                    poller = QueuePoller(source, self._resources.sqs, self._invoke, self.log, self.region)
+                    poller.start()
+                    self._pollers.append(poller)
+
+    def stop(self) -> None:
+        """Stop everything this stack started; safe to call twice or after a failed start."""
+        for poller in self._pollers:
+            poller.stop()
+        self._pollers.clear()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        for pool in self._pools.values():
+            pool.stop()
+        self._pools.clear()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke a function synchronously, as ``sam local invoke`` would; raises on a function error."""
+        outcome = self._invoke(logical_id, event)
+        if not outcome.ok:
+            raise InvocationError(logical_id, outcome)
+        return outcome.result
+
+    def run_schedule(self, logical_id: str) -> Any:
+        """Run a scheduled function now with its schedule's ``Input``.
+
+        ``logical_id`` is the function's (its first schedule) or ``Function.Event``.
+        """
+        schedule = self._schedule(logical_id)
+        assert self._scheduler is not None, "start() the stack first"
+        outcome = self._scheduler.run(schedule)
+        if not outcome.ok:
+            raise InvocationError(schedule.function, outcome)
+        return outcome.result
+
+    def reset(self) -> None:
+        """Empty every table and queue and the sandbox's users, grants and inbox; rerun the schedules.
+
+        SSM parameters, the sandbox's tokens and the warm function processes are kept, so this
+        costs milliseconds rather than a restart.
+        """
+        assert self._resources is not None, "start() the stack first"
+        self._resources.empty(self.description.tables, self.description.queues)
+        if self.sandbox_url:
+            httpx.post(f"{self.sandbox_url}/sandbox/reset", json={}, timeout=10).raise_for_status()
+        if self._schedules_on and self._scheduler is not None:
+            for schedule in self.description.schedules:
+                if schedule.enabled:
+                    self._scheduler.run(schedule)
+
+    def logs(self) -> list[str]:
+        """Every line the stack and its function processes wrote, prefixed with the source."""
+        with self._lines_lock:
+            return list(self._lines)
+
+    def log(self, line: str) -> None:
+        with self._lines_lock:
+            self._lines.append(line)
+        if self._echo:
+            print(line, file=sys.stdout, flush=True)
+
+    def _invoke(self, logical_id: str, event: Any) -> Outcome:
+        pool = self._pools.get(logical_id)
+        if pool is None:
+            raise KeyError(f"no function {logical_id} in {self.template.name}")
+        return pool.invoke(event)
+
+    def _schedule(self, name: str) -> Schedule:
+        for schedule in self.description.schedules:
+            if name in (schedule.function, f"{schedule.function}.{schedule.event}"):
+                return schedule
+        raise KeyError(f"no schedule for {name} in {self.template.name}")
+
+    def _local_secrets(self) -> dict[str, str]:
+        defaults = _sandbox_defaults() if self._sandbox_on else {}
+        aes = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+        return {
+            "WECHAT_APPID": self._env.get("WECHAT_APPID") or defaults.get("appid") or "wx" + secrets.token_hex(8),
+            "WECHAT_APP_SECRET": self._env.get("WECHAT_APP_SECRET") or defaults.get("secret") or secrets.token_hex(16),
+            "WECHAT_PUSH_TOKEN": self._env.get("WECHAT_PUSH_TOKEN") or defaults.get("push_token") or secrets.token_hex(16),
+            "WECHAT_PUSH_AES_KEY": self._env.get("WECHAT_PUSH_AES_KEY") or defaults.get("push_aes_key") or aes,
+        }
+
+    def _start_sandbox(self) -> None:
+        from sandbox.server import Sandbox
+
+        self.sandbox = Sandbox(
+            appid=self._secrets["WECHAT_APPID"],
+            secret=self._secrets["WECHAT_APP_SECRET"],
+            host=self._host,
+            port=0,
+            push_url=f"{self.api_url}/wechat/push",
+            push_token=self._secrets["WECHAT_PUSH_TOKEN"],
+            push_aes_key=self._secrets["WECHAT_PUSH_AES_KEY"],
+        ).start()
+        self.sandbox_url = self.sandbox.url
+
+    def _overrides(self) -> dict[str, str]:
+        declared = _declared_parameters(self.template)
+        overrides: dict[str, str] = {}
+        if "WeChatAppId" in declared:
+            overrides["WeChatAppId"] = self._secrets["WECHAT_APPID"]
+        base = self.sandbox_url or self._env.get("WECHAT_API_BASE")
+        if base and "WeChatApiBase" in declared:
+            overrides["WeChatApiBase"] = base
+        overrides.update(self._parameters)
+        return overrides
+
+    def _secure_strings(self) -> dict[str, str]:
+        values = {}
+        for parameter, variable in SECURE_STRINGS.items():
+            name = self.description.parameters.get(parameter)
+            if name:
+                values[str(name)] = self._secrets[variable] if variable else secrets.token_urlsafe(32)
+        return values
+
+
+def _declared_parameters(template: Path) -> set[str]:
+    from local.template import load_yaml
+
+    return set((load_yaml(template).get("Parameters") or {}).keys())
+
+
+def _sandbox_defaults() -> dict[str, Any]:
+    """The sandbox's own defaults for the credentials, read from its constructor's signature."""
+    try:
+        from sandbox.server import Sandbox
+    except ImportError:
+        return {}
+    return {
+        name: p.default
+        for name, p in inspect.signature(Sandbox).parameters.items()
+        if p.default not in (inspect.Parameter.empty, None)
+    }

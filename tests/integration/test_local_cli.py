@@ -1,0 +1,91 @@
+"""``python -m local`` (what ``make local`` runs): banner, serving, Ctrl-C, a busy port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = "tests/integration/fixtures/template.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "AWS_"))}
+    env |= {"PORT": str(port), "PYTHONPATH": f"layers/shared{os.pathsep}."}
+    return subprocess.Popen(
+        [sys.executable, "-m", "local", "--template", TEMPLATE],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"{marker!r} not printed; got:\n" + "\n".join(lines))
+
+
+def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> None:
+    port = _free_port()
+    process = _start(port)
+    try:
+        # Given the stack started in the foreground
+        banner = _read_until(process, "Ctrl-C stops everything.")
+        text = "\n".join(banner)
+        assert f"API      http://127.0.0.1:{port}" in text
+        assert "POST /secure" in text and "IAM (SigV4, service execute-api)" in text
+        assert re.search(r"AWS      http://127\.0\.0\.1:\d+", text)
+        assert "schedule TickFunction.Every rate(1 minute)" in text
+        assert "local-secret-key" not in text
+
+        # When it serves a request, from a worker process
+        pid = httpx.get(f"http://127.0.0.1:{port}/echo", timeout=30).json()["pid"]
+
+        # Then Ctrl-C stops it cleanly, worker processes included
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=20)
+        assert process.returncode == 0
+        assert "Traceback" not in out
+        assert out.rstrip().endswith("stopped")
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_busy_port_is_named_and_nothing_starts() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        process = _start(port)
+        out, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert f"port {port} is already in use" in out

@@ -1,0 +1,157 @@
+"""Schedules and SQS event sources, driven as AWS drives them, observed through moto."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from local.events import QueuePoller
+from local.model import QueueSource
+from local.stack import LocalStack
+from local.workers import Outcome
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+INPUT = {"job": "tick", "source": "fixture.schedule"}
+
+
+def _client(stack: LocalStack, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint,
+        region_name=stack.region,
+        aws_access_key_id=stack.credentials[0],
+        aws_secret_access_key=stack.credentials[1],
+    )
+
+
+def _items(stack: LocalStack, kind: str) -> list[dict[str, str]]:
+    answer = _client(stack, "dynamodb").query(
+        TableName="wxsub-local-EventsTable",
+        IndexName="by-kind",
+        KeyConditionExpression="kind = :k",
+        ExpressionAttributeValues={":k": {"S": kind}},
+    )
+    return [{k: v["S"] for k, v in item.items()} for item in answer["Items"]]
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.2)
+
+
+def test_scheduled_functions_ran_once_at_start_with_exactly_their_input(fixture_stack: LocalStack) -> None:
+    ticks = _items(fixture_stack, "tick")
+
+    assert len(ticks) >= 1
+    assert all(json.loads(tick["event"]) == INPUT for tick in ticks)
+
+
+def test_run_schedule_invokes_now_with_the_input(fixture_stack: LocalStack) -> None:
+    before = len(_items(fixture_stack, "tick"))
+
+    result = fixture_stack.run_schedule("TickFunction")
+
+    assert result == {"ticked": True, "event": INPUT}
+    assert len(_items(fixture_stack, "tick")) == before + 1
+
+
+def test_the_schedule_dead_letter_queue_sam_would_create_exists(fixture_stack: LocalStack) -> None:
+    urls = _client(fixture_stack, "sqs").list_queues()["QueueUrls"]
+
+    assert any(url.endswith("/wxsub-local-TickFunctionEveryQueue") for url in urls)
+
+
+def test_only_the_failed_records_of_a_batch_are_redelivered(fixture_stack: LocalStack) -> None:
+    # Given messages of which two fail their first (and second) delivery
+    run = uuid.uuid4().hex[:8]
+    bodies = {f"{run}-ok1": 0, f"{run}-ok2": 0, f"{run}-ok3": 0, f"{run}-fail1": 1, f"{run}-fail2": 2}
+    sqs = _client(fixture_stack, "sqs")
+    queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
+
+    # When they are queued together
+    sqs.send_message_batch(
+        QueueUrl=queue,
+        Entries=[{"Id": str(i), "MessageBody": json.dumps({"id": k, "fail": n})} for i, (k, n) in enumerate(bodies.items())],
+    )
+
+    # Then each is delivered until it succeeds, and a succeeded record never comes back
+    def deliveries() -> Counter[str]:
+        return Counter(d["message"] for d in _items(fixture_stack, "delivery") if d["message"].startswith(run))
+
+    _eventually(lambda: deliveries()[f"{run}-fail2"] == 3)
+    time.sleep(2.5)
+    assert deliveries() == {f"{run}-ok1": 1, f"{run}-ok2": 1, f"{run}-ok3": 1, f"{run}-fail1": 2, f"{run}-fail2": 3}
+    assert all(int(d["batch"]) <= 5 for d in _items(fixture_stack, "delivery"))
+
+
+def test_a_record_that_always_fails_moves_to_the_dead_letter_queue(fixture_stack: LocalStack) -> None:
+    sqs = _client(fixture_stack, "sqs")
+    queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
+    dead = sqs.get_queue_url(QueueName="wxsub-local-WorkDeadLetters")["QueueUrl"]
+    poison = f"poison-{uuid.uuid4().hex[:8]}"
+
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": poison, "fail": 99}))
+
+    found: list[dict[str, Any]] = []
+
+    def in_dead_letters() -> bool:
+        found.extend(sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10).get("Messages", []))
+        return any(json.loads(m["Body"])["id"] == poison for m in found)
+
+    _eventually(in_dead_letters)
+    attempts = [d for d in _items(fixture_stack, "delivery") if d["message"] == poison]
+    assert len(attempts) == 3  # maxReceiveCount
+
+
+def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:
+    source = QueueSource(
+        function="Scratch", event="Test", queue_url=queue_url, queue_arn="arn:aws:sqs:us-east-1:123456789012:scratch",
+        batch_size=10, window_seconds=0, report_failures=True, enabled=True,
+    )
+    return QueuePoller(source, _client(stack, "sqs"), lambda _fn, _event: outcome, lambda _line: None, stack.region)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome(False, None, "RuntimeError", "raised"),
+        Outcome(True, {"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}),
+        Outcome(True, {"batchItemFailures": [{"itemIdentifier": ""}]}),
+    ],
+    ids=["raised", "unknown-identifier", "empty-identifier"],
+)
+def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(fixture_stack: LocalStack, outcome: Outcome) -> None:
+    sqs = _client(fixture_stack, "sqs")
+    queue = sqs.create_queue(QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(3)])
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+
+    failed = _poller(fixture_stack, queue, outcome).deliver(messages)
+
+    assert sorted(failed) == sorted(m["MessageId"] for m in messages)
+    time.sleep(1.2)
+    again = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(again) == len(messages)
+
+
+def test_an_empty_answer_or_empty_failures_deletes_the_batch(fixture_stack: LocalStack) -> None:
+    sqs = _client(fixture_stack, "sqs")
+    queue = sqs.create_queue(QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(3)])
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+
+    failed = _poller(fixture_stack, queue, Outcome(True, {"batchItemFailures": []})).deliver(messages)
+
+    assert failed == []
+    time.sleep(1.2)
+    assert sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []) == []
