@@ -18,7 +18,8 @@ treatment of surrogate pairs is unconfirmed, §4 and §10.11, and that is where 
 and the rare CJK extension B+ ideographs live):
 
 * Chinese: CJK Unified Ideographs and extension A (U+4E00–U+9FFF, U+3400–U+4DBF).
-  Not compatibility ideographs, not 〇, not kana or hangul.
+  Not the compatibility block (not even its twelve unified ideographs such as 﨑), not 〇,
+  not kana or hangul.
 * letter: ASCII ``A-Z a-z``. Full-width and non-Latin letters are not letters.
 * digit: ASCII ``0-9``. Full-width digits are not digits.
 * symbol: any BMP character in a Unicode punctuation (P*) or symbol (S*) category, full-width
