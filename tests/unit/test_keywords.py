@@ -344,6 +344,7 @@ def test_amount_rejects_what_the_rule_does_not_describe(value: str) -> None:
         "~15:01",
         "15:01~~16:00",
         "15:01～16:00",
+        "15:01  ~  16:00",
         "１５:０１",
         " 15:01",
     ],

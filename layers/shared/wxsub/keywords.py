@@ -28,6 +28,20 @@ and the rare CJK extension B+ ideographs live):
   ``thing``, ``short_thing`` and ``name`` admit it all the same: refusing ``iPhone 15 Pro`` or
   ``John Smith`` would refuse everyday data with no form to fall back on. No other rule does,
   and the ideographic space U+3000 none.
+
+Readings of the table where §4 leaves the form open:
+
+* number: digits with at most one decimal point between digits, no sign or separators; the
+  point counts toward the 32.
+* amount: a currency symbol (Unicode Sc) before the number, ``元`` after it, or both; at most 10
+  digits counting the decimals. A bare ``100.00`` is refused: whether WeChat requires the symbol
+  is unconfirmed, and §4's own ``100.00元`` shows the documented way without one.
+* time and date: a date is ``2019年10月1日`` (one- or two-digit month and day, as both documented
+  examples) or ``2019-12-25`` (two digits each, as the send example); a clock is ``HH:mm`` or
+  ``HH:mm:ss`` with a two-digit hour; date and clock are joined by one space; a range is two
+  points joined by ``~`` with at most one space either side. The date must exist. ``9:42``,
+  ``2019-2-5``, ``2019/12/25`` and a full-width ``～`` are refused.
+* enum: the value equals a listed value exactly; when the registry holds no list, nothing passes.
 """
 
 from __future__ import annotations
