@@ -12,17 +12,25 @@ from sandbox_helpers import Receiver, WeChat, receiver_handler
 from sandbox.server import Sandbox
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+@pytest.fixture(scope="session")
+def _shared() -> Iterator[WeChat]:
     with Sandbox() as sb:
-        yield sb
+        client = WeChat(sb)
+        yield client
+        client.http.close()
 
 
 @pytest.fixture
-def wechat(sandbox: Sandbox) -> Iterator[WeChat]:
-    client = WeChat(sandbox)
-    yield client
-    client.http.close()
+def wechat(_shared: WeChat) -> WeChat:
+    """A client of the shared sandbox, reset to its seeded state, constructor config and no tokens."""
+    _shared.sandbox.wait_for_pushes(timeout=5.0)
+    _shared.http.post("/sandbox/reset", json={"config": True, "tokens": True}).raise_for_status()
+    return _shared
+
+
+@pytest.fixture
+def sandbox(wechat: WeChat) -> Sandbox:
+    return wechat.sandbox
 
 
 @pytest.fixture
