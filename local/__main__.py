@@ -19,7 +19,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--template", default="template.yaml", help="the SAM template (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("PORT") or 3000), help="the API's port (default: $PORT or 3000)"
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 3000),
+        help="the API's port (default: $PORT or 3000)",
     )
     parser.add_argument(
         "--parameter-overrides",
@@ -28,7 +31,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="template parameter values, as for sam deploy",
     )
-    parser.add_argument("--no-schedules", action="store_true", help="neither run nor schedule the scheduled functions")
+    parser.add_argument(
+        "--no-schedules", action="store_true", help="neither run nor schedule the scheduled functions"
+    )
     parser.add_argument("--no-pollers", action="store_true", help="do not poll the SQS event sources")
     return parser.parse_args(argv)
 
@@ -51,7 +56,11 @@ def banner(stack: LocalStack) -> str:
     for q in d.queue_sources:
         lines.append(f"  queue    {q.queue_url} -> {q.function} (batch {q.batch_size})")
     key = stack.credentials[0]
-    source = "the defaults in docs/local.md" if stack.credentials == DEFAULT_CREDENTIALS else "your AWS_* variables"
+    source = (
+        "the defaults in docs/local.md"
+        if stack.credentials == DEFAULT_CREDENTIALS
+        else "your AWS_* variables"
+    )
     lines.append(f"IAM routes accept access key {key} ({source}).")
     lines.append(f"export WXSUB_API_URL={stack.api_url} WXSUB_SANDBOX_URL={stack.sandbox_url or ''}")
     lines.append("Ctrl-C stops everything.")
@@ -78,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
     except PortInUse as exc:
-        print(f"local: port {exc.port} is already in use: stop what listens there or set PORT", file=sys.stderr)
+        print(
+            f"local: port {exc.port} is already in use: stop what listens there or set PORT", file=sys.stderr
+        )
         return 1
     except (TemplateError, FileNotFoundError, ImportError) as exc:
         print(f"local: {exc}", file=sys.stderr)

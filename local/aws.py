@@ -163,7 +163,7 @@ def _table_arguments(table: Table) -> dict[str, Any]:
     return arguments
 
 
-def _queue_attributes(queue: Queue) -> dict[str, str]:
+def _queue_attributes(queue: Queue) -> dict[Any, str]:
     attributes = {}
     for key in _QUEUE_ATTRIBUTES:
         if key in queue.properties:

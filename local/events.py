@@ -30,8 +30,13 @@ from local.workers import LogSink, Outcome
 
 InvokeFunction = Callable[[str, Any], Outcome]
 _UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
-_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-_DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
+    )
+}
+_DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
 
 
 def schedule_event(schedule: Schedule, region: str) -> Any:
@@ -173,7 +178,7 @@ class QueuePoller:
                 messages = self._receive()
                 if messages:
                     self.deliver(messages)
-            except Exception as exc:  # noqa: BLE001 - a poller outlives moto hiccups, as Lambda's does
+            except Exception as exc:
                 if not self._stop.is_set():
                     self._log(f"[poller] {self.source.function}: {type(exc).__name__}: {exc}")
                     self._stop.wait(1)
@@ -206,7 +211,10 @@ class QueuePoller:
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self.source.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
             )
         detail = "" if outcome.ok else f" ({outcome.error_type}: {outcome.error_message})"
         self._log(f"[poller] {self.source.function} batch of {len(ids)}: {len(failed)} failed{detail}")
@@ -222,14 +230,21 @@ class QueuePoller:
             return set()
         named = {f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures}
         if not named <= ids:
-            self._log(f"[poller] {self.source.function}: batchItemFailures names unknown records; the whole batch fails")
+            name = self.source.function
+            self._log(
+                f"[poller] {name}: batchItemFailures names records not in the batch; the whole batch fails"
+            )
             return ids
         return {i for i in named if i}
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         attributes = {}
         for name, value in (message.get("MessageAttributes") or {}).items():
-            attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+            attribute: dict[str, Any] = {
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
             if "StringValue" in value:
                 attribute["stringValue"] = value["StringValue"]
             if "BinaryValue" in value:

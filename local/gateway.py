@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import re
 import secrets as token_source
@@ -84,19 +85,7 @@ def http_event(
     authorizer: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """The payload format 2.0 event API Gateway hands a function."""
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        lname = name.lower()
-        if lname == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-        else:
-            headers[lname] = f"{headers[lname]},{value}" if lname in headers else value
-    forwarded = headers.get("x-forwarded-for")
-    headers["x-forwarded-for"] = f"{forwarded}, {request.source_ip}" if forwarded else request.source_ip
-    headers["x-forwarded-port"] = str(request.port)
-    headers["x-forwarded-proto"] = "http"
-    headers["x-amzn-trace-id"] = f"Root=1-{int(time.time()):08x}-{token_source.token_hex(12)}"
+    headers, cookies = _headers_and_cookies(request)
     query: dict[str, str] = {}
     for key, value in parse_qsl(request.raw_query, keep_blank_values=True):
         query[key] = f"{query[key]},{value}" if key in query else value
@@ -137,15 +126,38 @@ def http_event(
     if authorizer:
         event["requestContext"]["authorizer"] = authorizer
     if request.body:
-        content_type = headers.get("content-type", "text/plain")
-        try:
-            if not TEXT_TYPES.match(content_type.lower()):
-                raise UnicodeDecodeError("utf-8", b"", 0, 1, "binary content type")
-            event["body"] = request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            event["body"] = base64.b64encode(request.body).decode()
-            event["isBase64Encoded"] = True
+        event["body"], event["isBase64Encoded"] = _body(
+            request.body, headers.get("content-type", "text/plain")
+        )
     return event
+
+
+def _headers_and_cookies(request: RequestData) -> tuple[dict[str, str], list[str]]:
+    """Lowercased headers (repeats joined by commas) plus API Gateway's own; cookies apart."""
+    headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in request.headers:
+        lname = name.lower()
+        if lname == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+        else:
+            headers[lname] = f"{headers[lname]},{value}" if lname in headers else value
+    forwarded = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{forwarded}, {request.source_ip}" if forwarded else request.source_ip
+    headers["x-forwarded-port"] = str(request.port)
+    headers["x-forwarded-proto"] = "http"
+    headers["x-amzn-trace-id"] = f"Root=1-{int(time.time()):08x}-{token_source.token_hex(12)}"
+    return headers, cookies
+
+
+def _body(body: bytes, content_type: str) -> tuple[str, bool]:
+    """Text as it is; anything else (or text that is not UTF-8) base64-encoded."""
+    if TEXT_TYPES.match(content_type.lower()):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode(), True
 
 
 def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -189,14 +201,13 @@ class Gateway:
         log: LogSink,
     ) -> None:
         try:
-            self._server = ThreadingHTTPServer((host, port), _Handler)
+            self._server = _Server((host, port), self)
         except OSError as exc:
-            if exc.errno in (98, 48, 10048):
+            if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(port) from exc
             raise
-        self._server.daemon_threads = True
-        self._server.gateway = self  # type: ignore[attr-defined]
-        self.host, self.port = self._server.server_address[:2]  # type: ignore[misc]
+        self.host = host
+        self.port = int(self._server.server_address[1])
         self.url = f"http://{self.host}:{self.port}"
         self.region = region
         self.secrets = dict(secrets)
@@ -264,13 +275,23 @@ def _message(status: int, message: str) -> tuple[int, list[tuple[str, str]], byt
     return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+        super().__init__(address, _Handler)
+        self.gateway = gateway
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "wxsub-local"
+    disable_nagle_algorithm = True
     sys_version = ""
 
     def _serve(self) -> None:
-        gateway: Gateway = self.server.gateway  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        gateway = self.server.gateway
         started = time.perf_counter()
         request_id = token_source.token_urlsafe(12)
         raw_path, _, raw_query = self.path.partition("?")
@@ -323,5 +344,5 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Silenced: :meth:`_serve` logs each request without its query string or headers."""

@@ -41,6 +41,10 @@ class Verdict:
     message: str | None = None
 
 
+class _Refused(Exception):
+    """API Gateway's 403 ``message`` for a request that does not pass."""
+
+
 def verify(
     method: str,
     raw_path: str,
@@ -56,41 +60,54 @@ def verify(
     header_map: dict[str, list[str]] = {}
     for name, value in headers:
         header_map.setdefault(name.lower(), []).append(value)
+    try:
+        parts = _parts(header_map)
+        access_key = _check_scope(parts, secrets, region, now or datetime.now(UTC))
+        signed = parts["SignedHeaders"].split(";")
+        if "host" not in signed or any(name not in header_map for name in signed):
+            raise _Refused(MISMATCH)
+        canonical = "\n".join(
+            [
+                method.upper(),
+                _canonical_path(raw_path),
+                _canonical_query(raw_query),
+                "".join(f"{n}:{','.join(' '.join(v.split()) for v in header_map[n])}\n" for n in signed),
+                ";".join(signed),
+                hashlib.sha256(body).hexdigest(),
+            ]
+        )
+        expected = signature(secrets[access_key], parts["X-Amz-Date"], region, canonical)
+        if not hmac.compare_digest(expected, parts["Signature"]):
+            raise _Refused(MISMATCH)
+    except _Refused as refused:
+        return Verdict(message=str(refused))
+    return Verdict(access_key=access_key)
+
+
+def _parts(header_map: Mapping[str, list[str]]) -> dict[str, str]:
     authorization = (header_map.get("authorization") or [""])[0]
     if not authorization:
-        return Verdict(message="Forbidden")
+        raise _Refused("Forbidden")
     parts = _authorization_parts(authorization)
-    stamp = (header_map.get("x-amz-date") or [""])[0]
-    problem = _missing(parts, stamp)
+    parts["X-Amz-Date"] = (header_map.get("x-amz-date") or [""])[0]
+    problem = _missing(parts, parts["X-Amz-Date"])
     if problem:
-        return Verdict(message=problem)
+        raise _Refused(problem)
+    return parts
+
+
+def _check_scope(parts: Mapping[str, str], secrets: Mapping[str, str], region: str, now: datetime) -> str:
     access_key, date, scope_region, service, terminator = (parts["Credential"].split("/") + [""] * 5)[:5]
     if access_key not in secrets:
-        return Verdict(message=UNKNOWN_KEY)
+        raise _Refused(UNKNOWN_KEY)
     if service != SERVICE or terminator != "aws4_request":
-        return Verdict(message=f"Credential should be scoped to correct service: '{SERVICE}'. ")
+        raise _Refused(f"Credential should be scoped to correct service: '{SERVICE}'. ")
     if scope_region != region:
-        return Verdict(message=f"Credential should be scoped to a valid region, not '{scope_region}'. ")
-    skew = _skew(stamp, date, now or datetime.now(UTC))
+        raise _Refused(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+    skew = _skew(parts["X-Amz-Date"], date, now)
     if skew:
-        return Verdict(message=skew)
-    signed = parts["SignedHeaders"].split(";")
-    if "host" not in signed or any(name not in header_map for name in signed):
-        return Verdict(message=MISMATCH)
-    canonical = "\n".join(
-        [
-            method.upper(),
-            _canonical_path(raw_path),
-            _canonical_query(raw_query),
-            "".join(f"{n}:{','.join(' '.join(v.split()) for v in header_map[n])}\n" for n in signed),
-            ";".join(signed),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    expected = signature(secrets[access_key], stamp, region, canonical)
-    if not hmac.compare_digest(expected, parts["Signature"]):
-        return Verdict(message=MISMATCH)
-    return Verdict(access_key=access_key)
+        raise _Refused(skew)
+    return access_key
 
 
 def signature(secret: str, stamp: str, region: str, canonical_request: str) -> str:
@@ -133,7 +150,10 @@ def _skew(stamp: str, scope_date: str, now: datetime) -> str | None:
     except ValueError:
         return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
     if scope_date != stamp[:8]:
-        return f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope_date}' != '{stamp[:8]}', from '{stamp}'."
+        return (
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{scope_date}' != '{stamp[:8]}', from '{stamp}'."
+        )
     if signed_at < now - MAX_SKEW:
         return (
             f"Signature expired: {stamp} is now earlier than {(now - MAX_SKEW).strftime(STAMP)} "
@@ -175,7 +195,15 @@ class SigV4Auth(httpx.Auth):
 
     requires_request_body = True
     unsigned_headers = frozenset(
-        {"accept", "accept-encoding", "connection", "content-length", "user-agent", "expect", "transfer-encoding"}
+        {
+            "accept",
+            "accept-encoding",
+            "connection",
+            "content-length",
+            "user-agent",
+            "expect",
+            "transfer-encoding",
+        }
     )
 
     def __init__(
@@ -211,6 +239,7 @@ class SigV4Auth(httpx.Auth):
         if self._credentials.token:
             request.headers["X-Amz-Security-Token"] = self._credentials.token
         request.headers["Authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={signer.scope(aws)}, SignedHeaders={signed_headers}, Signature={signed}"
+            f"AWS4-HMAC-SHA256 Credential={signer.scope(aws)}, "
+            f"SignedHeaders={signed_headers}, Signature={signed}"
         )
         yield request

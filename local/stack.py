@@ -35,7 +35,7 @@ from local.workers import FunctionPool, Outcome, lambda_environment
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
-DEFAULT_CREDENTIALS = ("local-access-key", "local-secret-key")
+DEFAULT_CREDENTIALS = ("testing", "testing")
 DEFAULT_REGION = "us-east-1"
 # template parameter -> the local variable its SecureString is written from (None: generated)
 SECURE_STRINGS: dict[str, str | None] = {
@@ -256,10 +256,18 @@ class LocalStack:
         defaults = _sandbox_defaults() if self._sandbox_on else {}
         aes = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
         return {
-            "WECHAT_APPID": self._env.get("WECHAT_APPID") or defaults.get("appid") or "wx" + secrets.token_hex(8),
-            "WECHAT_APP_SECRET": self._env.get("WECHAT_APP_SECRET") or defaults.get("secret") or secrets.token_hex(16),
-            "WECHAT_PUSH_TOKEN": self._env.get("WECHAT_PUSH_TOKEN") or defaults.get("push_token") or secrets.token_hex(16),
-            "WECHAT_PUSH_AES_KEY": self._env.get("WECHAT_PUSH_AES_KEY") or defaults.get("push_aes_key") or aes,
+            "WECHAT_APPID": self._env.get("WECHAT_APPID")
+            or defaults.get("appid")
+            or "wx" + secrets.token_hex(8),
+            "WECHAT_APP_SECRET": self._env.get("WECHAT_APP_SECRET")
+            or defaults.get("secret")
+            or secrets.token_hex(16),
+            "WECHAT_PUSH_TOKEN": self._env.get("WECHAT_PUSH_TOKEN")
+            or defaults.get("push_token")
+            or secrets.token_hex(16),
+            "WECHAT_PUSH_AES_KEY": self._env.get("WECHAT_PUSH_AES_KEY")
+            or defaults.get("push_aes_key")
+            or aes,
         }
 
     def _start_sandbox(self) -> None:

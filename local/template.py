@@ -72,7 +72,7 @@ def merge_globals(section: Mapping[str, Any], properties: Mapping[str, Any]) -> 
 
 
 def _is_intrinsic(value: Mapping[str, Any]) -> bool:
-    return len(value) == 1 and next(iter(value)) in ("Ref", "Condition") or any(
+    return (len(value) == 1 and next(iter(value)) in ("Ref", "Condition")) or any(
         k.startswith("Fn::") for k in value
     )
 
@@ -100,7 +100,7 @@ class Resolver:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": self.stack_name,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT_ID}:stack/{self.stack_name}/local",
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT_ID}:stack/{self.stack_name}/0",
             "AWS::NotificationARNs": [],
             "AWS::NoValue": NO_VALUE,
         }
@@ -111,7 +111,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             handler = self._intrinsics().get(key)
             if handler is not None:
                 return handler(arg)
@@ -138,7 +138,9 @@ class Resolver:
             "Fn::And": lambda a: all(self.resolve(x) for x in a),
             "Fn::Or": lambda a: any(self.resolve(x) for x in a),
             "Condition": self.condition,
-            "Fn::FindInMap": lambda a: self.mappings[self.resolve(a[0])][self.resolve(a[1])][self.resolve(a[2])],
+            "Fn::FindInMap": lambda a: self.mappings[self.resolve(a[0])][self.resolve(a[1])][
+                self.resolve(a[2])
+            ],
             "Fn::GetAZs": lambda _a: [f"{self.region}{z}" for z in "abc"],
             "Fn::ToJsonString": lambda a: json.dumps(self.resolve(a), separators=(",", ":")),
         }

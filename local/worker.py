@@ -26,7 +26,9 @@ class LambdaContext:
         env = os.environ
         self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
         self.function_version = env["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.invoked_function_arn = f"arn:aws:lambda:{env['AWS_REGION']}:123456789012:function:{self.function_name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{env['AWS_REGION']}:123456789012:function:{self.function_name}"
+        )
         self.memory_limit_in_mb = int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
         self.aws_request_id = request_id
         self.log_group_name = env["AWS_LAMBDA_LOG_GROUP_NAME"]
@@ -69,7 +71,7 @@ def _invoke(handler: Callable[[Any, Any], Any], request: dict[str, Any]) -> dict
     context = LambdaContext(request["request_id"], request["deadline_ms"])
     try:
         result = handler(request["event"], context)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda reports it
+    except Exception as exc:
         print(f"[ERROR] {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
         return _error(exc)
@@ -84,9 +86,11 @@ def main() -> None:
     started = time.perf_counter()
     try:
         handler = _load()
-    except Exception as exc:  # noqa: BLE001 - an init failure is an answer, as in Lambda
+    except Exception as exc:
         module = os.environ["_HANDLER"].rpartition(".")[0]
-        print(f"[ERROR] Runtime.ImportModuleError: Unable to import module '{module}': {exc}", file=sys.stderr)
+        print(
+            f"[ERROR] Runtime.ImportModuleError: Unable to import module '{module}': {exc}", file=sys.stderr
+        )
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _runtime_frame(f.filename)]
         print("".join(traceback.format_list(frames)).rstrip(), file=sys.stderr)
         _answer(out, _error(exc, "Runtime.ImportModuleError"))

@@ -196,8 +196,12 @@ class FunctionPool:
             timed_out = worker.process.poll() is None
             self._release(worker, healthy=False)
             if timed_out:
-                self._sink(f"[{self.fn.logical_id}] {request_id} Task timed out after {self.fn.timeout} seconds")
-                return Outcome(False, None, "Sandbox.Timedout", f"Task timed out after {self.fn.timeout} seconds")
+                self._sink(
+                    f"[{self.fn.logical_id}] {request_id} Task timed out after {self.fn.timeout} seconds"
+                )
+                return Outcome(
+                    False, None, "Sandbox.Timedout", f"Task timed out after {self.fn.timeout} seconds"
+                )
             return Outcome(False, None, "Runtime.ExitError", "the function's process exited")
         self._release(worker, healthy=True)
         if answer.get("ok"):

@@ -17,6 +17,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "tests/integration/fixtures/template.yaml"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIACLITEST000000001", "AWS_SECRET_ACCESS_KEY": "cli-test-secret-9b1e"}
 
 
 def _free_port() -> int:
@@ -27,10 +28,14 @@ def _free_port() -> int:
 
 def _start(port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "AWS_"))}
-    env |= {"PORT": str(port), "PYTHONPATH": f"layers/shared{os.pathsep}."}
+    env |= {"PORT": str(port), "PYTHONPATH": f"layers/shared{os.pathsep}.", **CREDENTIALS}
     return subprocess.Popen(
         [sys.executable, "-m", "local", "--template", TEMPLATE],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -59,7 +64,8 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         assert "POST /secure" in text and "IAM (SigV4, service execute-api)" in text
         assert re.search(r"AWS      http://127\.0\.0\.1:\d+", text)
         assert "schedule TickFunction.Every rate(1 minute)" in text
-        assert "local-secret-key" not in text
+        assert "IAM routes accept access key AKIACLITEST000000001" in text
+        assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in text
 
         # When it serves a request, from a worker process
         pid = httpx.get(f"http://127.0.0.1:{port}/echo", timeout=30).json()["pid"]
@@ -69,6 +75,7 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         out, _ = process.communicate(timeout=20)
         assert process.returncode == 0
         assert "Traceback" not in out
+        assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in out
         assert out.rstrip().endswith("stopped")
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

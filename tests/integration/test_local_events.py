@@ -81,16 +81,27 @@ def test_only_the_failed_records_of_a_batch_are_redelivered(fixture_stack: Local
     # When they are queued together
     sqs.send_message_batch(
         QueueUrl=queue,
-        Entries=[{"Id": str(i), "MessageBody": json.dumps({"id": k, "fail": n})} for i, (k, n) in enumerate(bodies.items())],
+        Entries=[
+            {"Id": str(i), "MessageBody": json.dumps({"id": k, "fail": n})}
+            for i, (k, n) in enumerate(bodies.items())
+        ],
     )
 
     # Then each is delivered until it succeeds, and a succeeded record never comes back
     def deliveries() -> Counter[str]:
-        return Counter(d["message"] for d in _items(fixture_stack, "delivery") if d["message"].startswith(run))
+        return Counter(
+            d["message"] for d in _items(fixture_stack, "delivery") if d["message"].startswith(run)
+        )
 
     _eventually(lambda: deliveries()[f"{run}-fail2"] == 3)
     time.sleep(2.5)
-    assert deliveries() == {f"{run}-ok1": 1, f"{run}-ok2": 1, f"{run}-ok3": 1, f"{run}-fail1": 2, f"{run}-fail2": 3}
+    assert deliveries() == {
+        f"{run}-ok1": 1,
+        f"{run}-ok2": 1,
+        f"{run}-ok3": 1,
+        f"{run}-fail1": 2,
+        f"{run}-fail2": 3,
+    }
     assert all(int(d["batch"]) <= 5 for d in _items(fixture_stack, "delivery"))
 
 
@@ -115,10 +126,18 @@ def test_a_record_that_always_fails_moves_to_the_dead_letter_queue(fixture_stack
 
 def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:
     source = QueueSource(
-        function="Scratch", event="Test", queue_url=queue_url, queue_arn="arn:aws:sqs:us-east-1:123456789012:scratch",
-        batch_size=10, window_seconds=0, report_failures=True, enabled=True,
+        function="Scratch",
+        event="Test",
+        queue_url=queue_url,
+        queue_arn="arn:aws:sqs:us-east-1:123456789012:scratch",
+        batch_size=10,
+        window_seconds=0,
+        report_failures=True,
+        enabled=True,
     )
-    return QueuePoller(source, _client(stack, "sqs"), lambda _fn, _event: outcome, lambda _line: None, stack.region)
+    return QueuePoller(
+        source, _client(stack, "sqs"), lambda _fn, _event: outcome, lambda _line: None, stack.region
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,9 +149,13 @@ def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:
     ],
     ids=["raised", "unknown-identifier", "empty-identifier"],
 )
-def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(fixture_stack: LocalStack, outcome: Outcome) -> None:
+def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(
+    fixture_stack: LocalStack, outcome: Outcome
+) -> None:
     sqs = _client(fixture_stack, "sqs")
-    queue = sqs.create_queue(QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"}
+    )["QueueUrl"]
     sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(3)])
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
 
@@ -146,7 +169,9 @@ def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(fixture_stack: Local
 
 def test_an_empty_answer_or_empty_failures_deletes_the_batch(fixture_stack: LocalStack) -> None:
     sqs = _client(fixture_stack, "sqs")
-    queue = sqs.create_queue(QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"}
+    )["QueueUrl"]
     sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": str(i)} for i in range(3)])
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
 

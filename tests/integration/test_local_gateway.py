@@ -167,7 +167,11 @@ def test_concurrent_requests_run_in_parallel_processes(fixture_api: httpx.Client
 
 def test_parameter_overrides_and_conditions() -> None:
     with LocalStack(
-        FIXTURE_TEMPLATE, env={}, sandbox=False, schedules=False, pollers=False,
+        FIXTURE_TEMPLATE,
+        env={},
+        sandbox=False,
+        schedules=False,
+        pollers=False,
         parameters={"Stage": "prod", "Greeting": "hi"},
     ) as stack:
         environ = httpx.get(f"{stack.api_url}/echo").json()["environ"]

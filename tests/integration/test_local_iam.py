@@ -23,7 +23,9 @@ def _signed_request(stack: LocalStack, content: bytes, **auth_options: object) -
     return next(auth.sync_auth_flow(request))
 
 
-def test_a_signed_request_reaches_the_function_with_the_caller(fixture_stack: LocalStack, fixture_signed) -> None:
+def test_a_signed_request_reaches_the_function_with_the_caller(
+    fixture_stack: LocalStack, fixture_signed
+) -> None:
     response = fixture_signed().post("/secure?b=2&a=1", json={"hello": "world"})
 
     assert response.status_code == 200
@@ -114,14 +116,26 @@ def test_curl_aws_sigv4_as_documented(fixture_stack: LocalStack) -> None:
     def curl(user: str) -> str:
         return subprocess.run(
             [
-                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                "--aws-sigv4", f"aws:amz:{fixture_stack.region}:execute-api",
-                "--user", user,
-                "-H", "content-type: application/json",
-                "-d", '{"from": "curl"}',
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--aws-sigv4",
+                f"aws:amz:{fixture_stack.region}:execute-api",
+                "--user",
+                user,
+                "-H",
+                "content-type: application/json",
+                "-d",
+                '{"from": "curl"}',
                 f"{fixture_stack.api_url}/secure",
             ],
-            capture_output=True, text=True, check=True, timeout=30,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         ).stdout
 
     assert curl(f"{access_key}:{secret}") == "200"

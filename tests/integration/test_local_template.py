@@ -35,7 +35,8 @@ def test_a_route_added_to_a_template_exists_locally(tmp_path: Path) -> None:
     template = template.replace(
         "        Item:\n",
         "        Added:\n          Type: HttpApi\n          Properties:\n"
-        "            ApiId: !Ref HttpApi\n            Path: /added\n            Method: PATCH\n        Item:\n",
+        "            ApiId: !Ref HttpApi\n            Path: /added\n"
+        "            Method: PATCH\n        Item:\n",
     )
     (tmp_path / "template.yaml").write_text(template)
     (tmp_path / "functions").symlink_to(ROOT / "tests/integration/fixtures/functions")
