@@ -6,15 +6,16 @@ validators, so that the two implementations can be compared and catch each other
 Where §4 is silent or UNCONFIRMED, the sandbox takes these readings:
 
 * Length is counted in Unicode code points (``len(str)``): an emoji outside the BMP is one
-  character, a ZWJ emoji sequence is several (and its U+200D is not printable, see ``thing``).
+  character, a ZWJ emoji sequence is several (and its U+200D is refused: it is no symbol).
 * A *Chinese* character is a CJK unified ideograph: U+3400–U+4DBF, U+4E00–U+9FFF,
   U+F900–U+FAFF (compatibility) and U+20000–U+323AF (extensions B–H).
 * A *letter* is ASCII ``A-Z``/``a-z``; a *digit* is ASCII ``0-9`` (full-width digits are not).
 * A *symbol* is any character whose Unicode category is punctuation (P*) or symbol (S*):
   ASCII punctuation, full-width punctuation, currency signs, most emoji. A space is not a symbol.
-* ``thing`` ("Chinese, digits, letters or symbols in any combination"): 1–20 printable characters
-  (``str.isprintable``: the ASCII space is allowed, line breaks and other control or format
-  characters are not). ``short_thing`` is undocumented: the same with at most 5 characters.
+* ``thing`` ("Chinese, digits, letters or symbols in any combination"): 1–20 characters, each
+  Chinese, a letter, a digit, a symbol or the ASCII space (kana, hangul, full-width letters and
+  digits, Greek, line breaks and other control or format characters are refused).
+  ``short_thing`` is undocumented: the same with at most 5 characters.
 * ``number``: ASCII digits with at most one decimal point between digits (no sign, no leading or
   trailing point), at most 32 characters including the point.
 * ``letter``: 1–32 ASCII letters. ``symbol``: 1–5 symbols.
@@ -130,7 +131,9 @@ def _is_symbol(ch: str) -> bool:
 
 
 def _thing(value: str, limit: int = 20) -> bool:
-    return len(value) <= limit and value.isprintable()
+    return len(value) <= limit and all(
+        is_chinese(ch) or _is_letter(ch) or _is_digit(ch) or _is_symbol(ch) or ch == " " for ch in value
+    )
 
 
 def _short_thing(value: str) -> bool:
