@@ -26,12 +26,7 @@ from hypothesis import strategies as st
 from wxsub.keywords import (
     RULES,
     check_value,
-    is_chinese,
     is_currency,
-    is_digit,
-    is_letter,
-    is_space,
-    is_symbol,
 )
 
 sandbox_keywords = pytest.importorskip(
@@ -228,13 +223,10 @@ def sandbox_ok(rule: str, value: str) -> bool:
 
 # Where the two differ, wxsub must be the stricter side and the value must fall in one of these
 # classes. UNCONFIRMED: §4 leaves the point open; wxsub rejects by its principle (a value it
-# passes is valid by every reading), the sandbox accepts, and neither is wrong. SANDBOX: §4's
-# class list, read with the sandbox's own class definitions, settles it against the sandbox; the
-# exact cases are pinned in the xfail test below.
+# passes is valid by every reading), the sandbox accepts, and neither is wrong.
 Divergence = Callable[[str, str], bool]
 
 _LOOSE_TIME = re.compile(r"(?<![0-9])[0-9]:[0-9]|[0-9]{4}-(?:[0-9]-|[0-9]{2}-[0-9](?![0-9]))|  ~|~  ")
-_THING_CLASSES = (is_chinese, is_letter, is_digit, is_symbol, is_space)
 
 DIVERGENCES: dict[str, Divergence] = {
     "UNCONFIRMED: a character outside the BMP (emoji, CJK extension B+), §4 and §10.11": (
@@ -251,10 +243,6 @@ DIVERGENCES: dict[str, Divergence] = {
     ),
     "UNCONFIRMED: an amount with neither a currency symbol nor 元 (§4)": (
         lambda rule, value: rule == "amount" and not is_currency(value[0]) and not value.endswith("元")
-    ),
-    "SANDBOX: thing takes any printable character, §4 lists Chinese, digits, letters, symbols": (
-        lambda rule, value: rule in {"thing", "short_thing"}
-        and any(char.isprintable() and not any(ok(char) for ok in _THING_CLASSES) for char in value)
     ),
 }
 
@@ -333,8 +321,7 @@ def test_both_reject_an_enum_value_when_the_template_lists_none() -> None:
     assert check_value("enum", "客厅") is not None
     assert sandbox_keywords.value_ok("enum", "客厅") is False
 
-
-SANDBOX_DEVIATIONS = [
+THING_OUTSIDE_SECTION_4 = [
     ("thing", "あ"),
     ("thing", "한국"),
     ("thing", "ＡＢ"),
@@ -345,17 +332,6 @@ SANDBOX_DEVIATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "value"), SANDBOX_DEVIATIONS)
-def test_wxsub_rejects_what_section_4_does_not_list_for_thing(rule: str, value: str) -> None:
-    assert ours_ok(rule, value) is False
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="sandbox thing/short_thing accept any printable character, though §4 lists Chinese, digits, "
-    "letters and symbols and the sandbox's own letter and digit are ASCII (reported to the lead; drop "
-    "these cases once the sandbox follows §4)",
-)
-@pytest.mark.parametrize(("rule", "value"), SANDBOX_DEVIATIONS)
-def test_sandbox_follows_section_4_character_list_for_thing(rule: str, value: str) -> None:
-    assert sandbox_ok(rule, value) is False
+@pytest.mark.parametrize(("rule", "value"), THING_OUTSIDE_SECTION_4)
+def test_both_reject_characters_section_4_does_not_list_for_thing(rule: str, value: str) -> None:
+    assert (ours_ok(rule, value), sandbox_ok(rule, value)) == (False, False)
