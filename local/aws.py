@@ -99,16 +99,21 @@ class Resources:
     def create(self, description: Description) -> None:
         for table in description.tables:
             self.create_table(table)
-        for queue in description.queues:
+        self.create_queues(description.queues)
+        for name, value in description.ssm_parameters.items():
+            self.ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    def create_queues(self, queues: Iterable[Queue]) -> None:
+        """All queues first, then their redrive policies (a policy needs its DLQ to exist)."""
+        queues = list(queues)
+        for queue in queues:
             self.sqs.create_queue(QueueName=queue.name, Attributes=_queue_attributes(queue))
-        for queue in description.queues:
+        for queue in queues:
             redrive = queue.properties.get("RedrivePolicy")
             if redrive:
                 self.sqs.set_queue_attributes(
                     QueueUrl=queue.url, Attributes={"RedrivePolicy": json.dumps(redrive)}
                 )
-        for name, value in description.ssm_parameters.items():
-            self.ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
 
     def create_table(self, table: Table) -> None:
         self.dynamodb.create_table(**_table_arguments(table))
@@ -124,12 +129,17 @@ class Resources:
             self.ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
     def empty(self, tables: Iterable[Table], queues: Iterable[Queue]) -> None:
-        """Drop every item and message, keeping the resources and the SSM parameters."""
+        """Drop every item and message, keeping the resources and the SSM parameters.
+
+        Queues are recreated rather than purged: SQS allows one purge a minute, and moto enforces it.
+        """
         for table in tables:
             self.dynamodb.delete_table(TableName=table.name)
             self.create_table(table)
+        queues = list(queues)
         for queue in queues:
-            self.sqs.purge_queue(QueueUrl=queue.url)
+            self.sqs.delete_queue(QueueUrl=queue.url)
+        self.create_queues(queues)
 
 
 def _table_arguments(table: Table) -> dict[str, Any]:

@@ -173,11 +173,17 @@ class QueuePoller:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        """Poll until stopped, outliving errors as Lambda's poller does.
+
+        A queue that :meth:`LocalStack.reset` is recreating is waited out without a log line.
+        """
         while not self._stop.is_set():
             try:
                 messages = self._receive()
                 if messages:
                     self.deliver(messages)
+            except self._sqs.exceptions.QueueDoesNotExist:
+                self._stop.wait(0.2)
             except Exception as exc:
                 if not self._stop.is_set():
                     self._log(f"[poller] {self.source.function}: {type(exc).__name__}: {exc}")

@@ -36,6 +36,12 @@ ClientFactory = Callable[..., httpx.Client]
 
 
 @pytest.fixture(scope="session")
+def local_env() -> dict[str, str]:
+    """The environment the stacks read: the local secrets the SecureStrings hold."""
+    return dict(TEST_ENV)
+
+
+@pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """The product stack from template.yaml, with the sandbox, on free ports."""
     with LocalStack(ROOT / "template.yaml", env=TEST_ENV) as running:

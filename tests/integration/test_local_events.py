@@ -180,3 +180,21 @@ def test_an_empty_answer_or_empty_failures_deletes_the_batch(fixture_stack: Loca
     assert failed == []
     time.sleep(1.2)
     assert sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []) == []
+
+
+def test_after_a_reset_the_tables_and_queues_are_empty_and_still_served(fixture_stack: LocalStack) -> None:
+    sqs = _client(fixture_stack, "sqs")
+    queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
+    lines_before = len(fixture_stack.logs())
+
+    fixture_stack.reset()
+
+    assert _items(fixture_stack, "delivery") == []
+    assert [json.loads(t["event"]) for t in _items(fixture_stack, "tick")] == [
+        INPUT
+    ]  # the schedule ran again
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"id": "after-reset"}))
+    _eventually(lambda: [d["message"] for d in _items(fixture_stack, "delivery")] == ["after-reset"])
+    assert not [
+        line for line in fixture_stack.logs()[lines_before:] if "[poller]" in line and "Error" in line
+    ]
