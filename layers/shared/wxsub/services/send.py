@@ -117,13 +117,14 @@ class SendService:
         return self._deliver(request, message, message_id, took)
 
     def _take_grant(self, request: SendRequest) -> bool | None:
+        """True: a one-time grant was spent; None: nothing was spent; False: no grant to send on."""
         if self.grants is None:
             return None
         long_term = self.is_long_term(request.template_id)
         took = self.grants.take(request.openid, request.template_id, long_term=long_term)
-        if not took and request.ledger == "ignore":
-            return None
-        return took
+        if took:
+            return None if long_term else True
+        return None if request.ledger == "ignore" else False
 
     def _deliver(self, request: SendRequest, message: OutgoingMessage, message_id: str, took: bool | None) -> Outcome:
         for attempt in range(1, self.attempts + 1):
