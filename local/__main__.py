@@ -14,6 +14,13 @@ from local.stack import DEFAULT_CREDENTIALS, LocalStack
 from local.template import TemplateError
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--template", default="template.yaml", help="the SAM template (default: %(default)s)")
@@ -28,6 +35,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--parameter-overrides",
         nargs="*",
         default=[],
+        type=_key_value,
         metavar="KEY=VALUE",
         help="template parameter values, as for sam deploy",
     )
@@ -73,7 +81,7 @@ def _stop_on_term(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    overrides = dict(item.split("=", 1) for item in args.parameter_overrides)
+    overrides = dict(args.parameter_overrides)
     stack = LocalStack(
         args.template,
         port=args.port,

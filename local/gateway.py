@@ -287,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "wxsub-local"
     disable_nagle_algorithm = True
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def _serve(self) -> None:
         assert isinstance(self.server, _Server)
@@ -309,7 +311,11 @@ class _Handler(BaseHTTPRequestHandler):
                 port=gateway.port,
                 request_id=request_id,
             )
-            status, headers, payload, target = gateway.handle(request)
+            try:
+                status, headers, payload, target = gateway.handle(request)
+            except Exception as exc:
+                gateway.log(f"[gateway] {self.command} {raw_path}: {type(exc).__name__}: {exc}")
+                status, headers, payload, target = (*_message(500, "Internal Server Error"), "-")
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):

@@ -252,6 +252,9 @@ def _function(
     code_uri = resolver.resolve(props.get("CodeUri"))
     if not isinstance(code_uri, str):
         raise TemplateError(f"{lid}: CodeUri must be a local folder")
+    code_dir = (root / code_uri).resolve()
+    if not code_dir.is_dir():
+        raise TemplateError(f"{lid}: CodeUri {code_uri} is not a folder")
     variables = resolver.resolve((props.get("Environment") or {}).get("Variables") or {})
     layers = []
     for arn in resolver.resolve(props.get("Layers") or []):
@@ -262,7 +265,7 @@ def _function(
     return Function(
         logical_id=lid,
         name=resolver.physical[lid]["Ref"],
-        code_dir=(root / code_uri).resolve(),
+        code_dir=code_dir,
         handler=str(resolver.resolve(props.get("Handler", ""))),
         timeout=int(resolver.resolve(props.get("Timeout", 3))),
         memory=int(resolver.resolve(props.get("MemorySize", 128))),
