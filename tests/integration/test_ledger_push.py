@@ -143,7 +143,7 @@ def test_a_push_and_a_client_report_within_10_minutes_are_one_accept(
 
 
 def test_two_client_reports_are_two_accepts(reset_stack: LocalStack, api: httpx.Client) -> None:
-    openid, token = login(reset_stack, api)
+    _, token = login(reset_stack, api)
 
     report(api, token, {ONE_TIME: "accept"})
     report(api, token, {ONE_TIME: "accept"})
