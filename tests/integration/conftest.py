@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +32,8 @@ TEST_ENV = {
     "AWS_SECRET_ACCESS_KEY": "itest-secret-access-key-0c4e1b7a",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# WeChat calls give up after 2 s, so a test of a hung send waits seconds, not the default 5.
+PRODUCT_PARAMETERS = {"WeChatTimeoutSeconds": "2"}
 
 ClientFactory = Callable[..., httpx.Client]
 
@@ -44,7 +47,7 @@ def local_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """The product stack from template.yaml, with the sandbox, on free ports."""
-    with LocalStack(ROOT / "template.yaml", env=TEST_ENV) as running:
+    with LocalStack(ROOT / "template.yaml", env=TEST_ENV, parameters=PRODUCT_PARAMETERS) as running:
         yield running
 
 
@@ -65,10 +68,11 @@ def fixture_stack() -> Iterator[LocalStack]:
 def _client_factory(target: LocalStack) -> Iterator[ClientFactory]:
     clients: list[httpx.Client] = []
 
-    def make(*, credentials: tuple[str, str] | None = None, **options: object) -> httpx.Client:
+    def make(*, credentials: tuple[str, str] | None = None, **options: Any) -> httpx.Client:
         access_key, secret = credentials or target.credentials
+        options.setdefault("timeout", 30)
         client = httpx.Client(
-            base_url=target.api_url, auth=SigV4Auth(access_key, secret, target.region), timeout=30, **options
+            base_url=target.api_url, auth=SigV4Auth(access_key, secret, target.region), **options
         )
         clients.append(client)
         return client
