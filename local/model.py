@@ -40,7 +40,6 @@ class Route:
     path: str
     function: str
     iam: bool
-    timeout_ms: int = 30_000
 
     @property
     def key(self) -> str:
@@ -349,5 +348,4 @@ def _route(
         path=path,
         function=fn.logical_id,
         iam=authorizer == "AWS_IAM",
-        timeout_ms=int(props.get("TimeoutInMillis", 30_000)),
     )

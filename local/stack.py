@@ -12,7 +12,6 @@ read their secrets from SSM by name, exactly as on AWS.
 
 from __future__ import annotations
 
-import inspect
 import os
 import secrets
 import string
@@ -253,21 +252,20 @@ class LocalStack:
         raise KeyError(f"no schedule for {name} in {self.template.name}")
 
     def _local_secrets(self) -> dict[str, str]:
-        defaults = _sandbox_defaults() if self._sandbox_on else {}
+        """The WeChat credentials: the environment's, else the sandbox's defaults, else random.
+
+        Random values are fine for the push Token and AES key: the stack configures both ends.
+        """
+        env = self._env
+        appid, secret = _sandbox_defaults() if self._sandbox_on else ("", "")
+        if env.get("WECHAT_API_BASE") and not (env.get("WECHAT_APPID") and env.get("WECHAT_APP_SECRET")):
+            self.log("[local] WECHAT_API_BASE is set: set WECHAT_APPID and WECHAT_APP_SECRET too")
         aes = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
         return {
-            "WECHAT_APPID": self._env.get("WECHAT_APPID")
-            or defaults.get("appid")
-            or "wx" + secrets.token_hex(8),
-            "WECHAT_APP_SECRET": self._env.get("WECHAT_APP_SECRET")
-            or defaults.get("secret")
-            or secrets.token_hex(16),
-            "WECHAT_PUSH_TOKEN": self._env.get("WECHAT_PUSH_TOKEN")
-            or defaults.get("push_token")
-            or secrets.token_hex(16),
-            "WECHAT_PUSH_AES_KEY": self._env.get("WECHAT_PUSH_AES_KEY")
-            or defaults.get("push_aes_key")
-            or aes,
+            "WECHAT_APPID": env.get("WECHAT_APPID") or appid or "wx" + secrets.token_hex(8),
+            "WECHAT_APP_SECRET": env.get("WECHAT_APP_SECRET") or secret or secrets.token_hex(16),
+            "WECHAT_PUSH_TOKEN": env.get("WECHAT_PUSH_TOKEN") or secrets.token_hex(16),
+            "WECHAT_PUSH_AES_KEY": env.get("WECHAT_PUSH_AES_KEY") or aes,
         }
 
     def _start_sandbox(self) -> None:
@@ -310,14 +308,8 @@ def _declared_parameters(template: Path) -> set[str]:
     return set((load_yaml(template).get("Parameters") or {}).keys())
 
 
-def _sandbox_defaults() -> dict[str, Any]:
-    """The sandbox's own defaults for the credentials, read from its constructor's signature."""
-    try:
-        from sandbox.server import Sandbox
-    except ImportError:
-        return {}
-    return {
-        name: p.default
-        for name, p in inspect.signature(Sandbox).parameters.items()
-        if p.default not in (inspect.Parameter.empty, None)
-    }
+def _sandbox_defaults() -> tuple[str, str]:
+    """The sandbox's own AppID and AppSecret."""
+    from sandbox.server import DEFAULT_APPID, DEFAULT_SECRET
+
+    return DEFAULT_APPID, DEFAULT_SECRET

@@ -99,8 +99,6 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         _answer(out, _invoke(handler, request))
-        sys.stdout.flush()
-        sys.stderr.flush()
 
 
 if __name__ == "__main__":
