@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+from local import running
 from local.gateway import PortInUse
 from local.stack import DEFAULT_CREDENTIALS, LocalStack
 from local.template import TemplateError
@@ -104,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    record = running.announce(stack, args.port) if args.port else None
     print(banner(stack), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
     finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
         stack.stop()
     print("stopped", flush=True)
     return 0

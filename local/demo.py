@@ -6,9 +6,10 @@ program reports it at ``POST /subscriptions``, a trusted backend sends a message
 SigV4-signed ``POST /messages``, and the message arrives in the sandbox inbox. Each step is
 printed; the exit status is non-zero when one fails.
 
-With ``WXSUB_API_URL`` and ``WXSUB_SANDBOX_URL`` set (``make local`` prints them), it drives that
-stack, signing with ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or the local defaults);
-otherwise it starts a stack on free ports and stops it afterwards.
+It drives a running stack when there is one: the one ``WXSUB_API_URL`` and ``WXSUB_SANDBOX_URL``
+name (``make local`` prints them), else a ``make local`` listening on ``PORT`` (3000), signing with
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or the local defaults). Otherwise it starts a
+stack on free ports and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from local import running
 from local.sigv4 import SigV4Auth
 from local.stack import DEFAULT_CREDENTIALS, DEFAULT_REGION, LocalStack
 from local.template import TemplateError
 
 ONE_TIME_TEMPLATE = "SbxOrderShipped1-one_time-tmpl-000000000001"
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
 
 class StepFailed(RuntimeError):
@@ -149,16 +153,25 @@ def run(target: Target) -> None:
 
 
 def _running_target() -> Target | None:
-    api, sandbox = os.environ.get("WXSUB_API_URL"), os.environ.get("WXSUB_SANDBOX_URL")
-    if not (api and sandbox):
-        return None
+    """The stack named by ``WXSUB_API_URL``/``WXSUB_SANDBOX_URL``, else a ``make local`` on ``PORT``."""
     credentials = (
         (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
         if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
         else DEFAULT_CREDENTIALS
     )
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    return Target(api.rstrip("/"), sandbox.rstrip("/"), credentials, region)
+    api, sandbox = os.environ.get("WXSUB_API_URL"), os.environ.get("WXSUB_SANDBOX_URL")
+    if api and sandbox:
+        return Target(api.rstrip("/"), sandbox.rstrip("/"), credentials, region)
+    record = running.find(int(os.environ.get("PORT") or 3000))
+    if record is None or not record.get("sandbox_url"):
+        return None
+    if record["access_key"] != credentials[0]:
+        raise StepFailed(
+            f"the stack at {record['api_url']} accepts access key {record['access_key']}: "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as it has them"
+        )
+    return Target(record["api_url"], record["sandbox_url"], credentials, record["region"])
 
 
 def main() -> int:
@@ -169,7 +182,7 @@ def main() -> int:
         if target is None:
             print("Starting the local stack on free ports (moto, the WeChat sandbox, the API)...", flush=True)
             env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")}
-            stack = LocalStack("template.yaml", env=env).start()
+            stack = LocalStack(TEMPLATE, env=env).start()
             assert stack.sandbox_url is not None
             target = Target(stack.api_url, stack.sandbox_url, stack.credentials, stack.region)
             print(

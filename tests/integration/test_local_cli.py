@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from local import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +70,11 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         assert "IAM routes accept access key AKIACLITEST000000001" in text
         assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in text
 
+        # and says where it listens for make demo in another terminal (no secret in that record)
+        record = running.record_path(port)
+        assert json.loads(record.read_text())["api_url"] == f"http://127.0.0.1:{port}"
+        assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in record.read_text()
+
         # When it serves a request, from a worker process
         pid = httpx.get(f"http://127.0.0.1:{port}/echo", timeout=30).json()["pid"]
 
@@ -79,6 +87,7 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         assert out.rstrip().endswith("stopped")
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+        assert not record.exists()
     finally:
         if process.poll() is None:
             process.kill()

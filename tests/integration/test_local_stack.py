@@ -13,6 +13,7 @@ import boto3
 import httpx
 import pytest
 
+from local import running
 from local.demo import Target, run
 from local.sigv4 import MISMATCH
 from local.stack import LocalStack
@@ -105,26 +106,33 @@ def test_reset_empties_the_sandbox_and_tables_but_the_stack_keeps_working(reset_
     run(_target(reset_stack))
 
 
-def test_make_demo_drives_a_running_stack(stack: LocalStack) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "AWS_"))}
+@pytest.mark.parametrize("found_by", ["WXSUB_* variables", "the record make local writes"])
+def test_make_demo_drives_a_running_stack(stack: LocalStack, found_by: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "AWS_", "WXSUB_"))}
     env |= {
-        "WXSUB_API_URL": stack.api_url,
-        "WXSUB_SANDBOX_URL": stack.sandbox_url or "",
         "AWS_ACCESS_KEY_ID": stack.credentials[0],
         "AWS_SECRET_ACCESS_KEY": stack.credentials[1],
         "PYTHONPATH": f"layers/shared{os.pathsep}.",
     }
-
-    done = subprocess.run(
-        [sys.executable, "-m", "local.demo"],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    port = int(stack.api_url.rsplit(":", 1)[1])
+    if found_by == "WXSUB_* variables":
+        env |= {"WXSUB_API_URL": stack.api_url, "WXSUB_SANDBOX_URL": stack.sandbox_url or ""}
+    else:
+        env["PORT"] = str(port)
+        running.announce(stack, port)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "local.demo"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        running.record_path(port).unlink(missing_ok=True)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Using the running stack" in done.stdout
+    assert f"Using the running stack: API {stack.api_url}" in done.stdout
     assert "login -> grant -> send -> delivered" in done.stdout
