@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         echo=True,
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack.start()
     except PortInUse as exc:

@@ -92,6 +92,7 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         if process.poll() is None:
             process.kill()
             process.wait()
+            running.record_path(port).unlink(missing_ok=True)
 
 
 def test_a_busy_port_is_named_and_nothing_starts() -> None:
