@@ -34,9 +34,19 @@ class MotoEndpoint:
     It exits when its stdin closes, so it never outlives the stack's process.
     """
 
+    # moto checks a ConditionExpression and then writes without a lock, so two concurrent
+    # conditional updates can both pass; DynamoDB applies each request to an item atomically.
+    # Serialising DynamoDB requests restores that guarantee (20 parallel sends on one grant
+    # must deliver exactly one here as on AWS).
     _SERVE = (
-        "import logging, sys\n"
+        "import logging, sys, threading\n"
         "from moto.server import ThreadedMotoServer\n"
+        "from moto.dynamodb.responses import DynamoHandler\n"
+        "_lock, _call = threading.Lock(), DynamoHandler.call_action\n"
+        "def _atomic(self):\n"
+        "    with _lock:\n"
+        "        return _call(self)\n"
+        "DynamoHandler.call_action = _atomic\n"
         "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
         "server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)\n"
         "server.start()\n"
