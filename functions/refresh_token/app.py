@@ -16,7 +16,9 @@ from wxsub.observability import logger, metrics, tracer
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = wiring.refresher().refresh()
-    logger.info("access token checked", changed=result.changed, expires_in=result.expires_in, job=event.get("job"))
+    logger.info(
+        "access token checked", changed=result.changed, expires_in=result.expires_in, job=event.get("job")
+    )
     if result.changed:
         metrics.add_metric(name="AccessTokenRotated", unit="Count", value=1)
     return {"changed": result.changed, "expires_in": result.expires_in}

@@ -321,6 +321,7 @@ def test_both_reject_an_enum_value_when_the_template_lists_none() -> None:
     assert check_value("enum", "客厅") is not None
     assert sandbox_keywords.value_ok("enum", "客厅") is False
 
+
 THING_OUTSIDE_SECTION_4 = [
     ("thing", "あ"),
     ("thing", "한국"),

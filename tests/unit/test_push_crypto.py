@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from wxsub.errors import BadSignature, ConfigurationError, Misconfigured
 from wxsub.wechat.crypto import WxCrypto, signature, signature_matches
 from wxsub.wechat.push import PushConfig, encrypted_reply

@@ -6,6 +6,7 @@ import json
 from typing import ClassVar
 
 import pytest
+
 from wxsub.errors import BadSignature, ConfigurationError, InvalidRequest, Misconfigured
 from wxsub.wechat.crypto import WxCrypto, signature
 from wxsub.wechat.push import PushConfig, PushItem, PushMessage, open_push, verify_url

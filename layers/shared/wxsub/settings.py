@@ -69,7 +69,9 @@ class Settings:
         }
         token_cache = _number(env, "TOKEN_CACHE_SECONDS", 30, int)
         if not 0 <= token_cache <= 60:
-            raise ConfigurationError("TOKEN_CACHE_SECONDS must be between 0 and 60 (WeChat's overlap is 300 s)")
+            raise ConfigurationError(
+                "TOKEN_CACHE_SECONDS must be between 0 and 60 (WeChat's overlap is 300 s)"
+            )
         return cls(
             stage=stage,  # type: ignore[arg-type]
             appid=appid,

@@ -13,11 +13,11 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from wxsub.services.idempotent import IdempotentSends
+from wxsub.services.login import LoginService
 from wxsub.services.push import PushService
+from wxsub.services.send import SendService
 from wxsub.services.subscriptions import SubscriptionService
 from wxsub.services.templates import TemplateRegistry, TemplateSync
-from wxsub.services.login import LoginService
-from wxsub.services.send import SendService
 from wxsub.services.tokens import TokenProvider, TokenRefresher
 from wxsub.sessions import SessionSigner
 from wxsub.settings import Settings

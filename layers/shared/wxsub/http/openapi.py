@@ -36,9 +36,11 @@ SECURITY_SCHEMES: dict[str, Any] = {
 
 
 def document() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(_schema_resolver().get_openapi_json_schema(
-        title=TITLE, version=__version__, description=DESCRIPTION, security_schemes=SECURITY_SCHEMES
-    ))
+    schema: dict[str, Any] = json.loads(
+        _schema_resolver().get_openapi_json_schema(
+            title=TITLE, version=__version__, description=DESCRIPTION, security_schemes=SECURITY_SCHEMES
+        )
+    )
     return schema
 
 

@@ -29,7 +29,9 @@ KEY_LIFETIME_SECONDS = 24 * 3600
 
 
 class IdempotentSends:
-    def __init__(self, persistence: DynamoDBPersistenceLayer, expires_after_seconds: int = KEY_LIFETIME_SECONDS):
+    def __init__(
+        self, persistence: DynamoDBPersistenceLayer, expires_after_seconds: int = KEY_LIFETIME_SECONDS
+    ):
         self._persistence = persistence
         self._config = IdempotencyConfig(
             event_key_jmespath="key",

@@ -126,7 +126,9 @@ class SendService:
             return None if long_term else True
         return None if request.ledger == "ignore" else False
 
-    def _deliver(self, request: SendRequest, message: OutgoingMessage, message_id: str, took: bool | None) -> Outcome:
+    def _deliver(
+        self, request: SendRequest, message: OutgoingMessage, message_id: str, took: bool | None
+    ) -> Outcome:
         for attempt in range(1, self.attempts + 1):
             try:
                 msgid = self.tokens.call(lambda token: self.api.send(token, message))
@@ -172,7 +174,9 @@ class SendService:
         )
         return Outcome.refused(error)
 
-    def _refused(self, request: SendRequest, message_id: str, took: bool | None, exc: WeChatApiError) -> Outcome:
+    def _refused(
+        self, request: SendRequest, message_id: str, took: bool | None, exc: WeChatApiError
+    ) -> Outcome:
         self._settle_failure(request, took, exc.errcode)
         error = translate(exc, _STORED)
         metrics.add_metric(name="MessagesRefused", unit="Count", value=1)

@@ -15,7 +15,9 @@ KNOWN_STATUSES = ("accept", "reject", "ban", "filter")
 
 
 class Ledger(Protocol):
-    def record_accept(self, openid: str, template_id: str, *, source: Any, at: int, long_term: bool) -> Any: ...
+    def record_accept(
+        self, openid: str, template_id: str, *, source: Any, at: int, long_term: bool
+    ) -> Any: ...
     def record_reject(self, openid: str, template_id: str, *, source: Any, at: int) -> Any: ...
     def for_user(self, openid: str) -> list[Any]: ...
 
@@ -54,7 +56,9 @@ class SubscriptionService:
 
     def _throttle(self, openid: str, now: int) -> None:
         window = now // 60
-        if not self._state.count(f"rate#subscriptions#{openid}#{window}", ttl_seconds=120, limit=self._per_minute):
+        if not self._state.count(
+            f"rate#subscriptions#{openid}#{window}", ttl_seconds=120, limit=self._per_minute
+        ):
             raise errors.RateLimited(
                 f"more than {self._per_minute} subscription reports a minute from this user; slow down"
             )

@@ -32,7 +32,11 @@ class SyncResult:
 
 class TemplateSync:
     def __init__(
-        self, api: SubscribeApi, tokens: TokenProvider, store: TemplateStore, clock: Callable[[], float] = time.time
+        self,
+        api: SubscribeApi,
+        tokens: TokenProvider,
+        store: TemplateStore,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = api
         self._tokens = tokens

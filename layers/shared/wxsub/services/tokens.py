@@ -16,10 +16,10 @@ from typing import TypeVar
 
 from wxsub import errors
 from wxsub.observability import logger
+from wxsub.services.wechat_errors import translate
 from wxsub.stores.parameters import StoredToken, TokenStore
 from wxsub.stores.state import StateTable
 from wxsub.wechat.api.auth import AuthApi
-from wxsub.services.wechat_errors import translate
 from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError
 
 T = TypeVar("T")

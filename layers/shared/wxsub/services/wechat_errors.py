@@ -24,25 +24,25 @@ def translate(
 def _from_errcode(exc: WeChatApiError, specific: Mapping[int, type[errors.WxsubError]]) -> errors.WxsubError:
     code = exc.errcode
     if code in specific:
-        return specific[code](_MESSAGES.get(code, f"WeChat refused the request (errcode {code})"), errcode=code)
-    if exc.kind is ErrorKind.CREDENTIAL:
-        return errors.Misconfigured(
-            f"WeChat refused wxsub's credentials (errcode {code}): check the AppID, the AppSecret "
-            "and the API IP whitelist",
-            errcode=code,
-        )
-    if exc.kind is ErrorKind.QUOTA:
-        return errors.QuotaExhausted("WeChat's daily quota for this API is spent", errcode=code)
+        message = _MESSAGES.get(code, f"WeChat refused the request (errcode {code})")
+        return specific[code](message, errcode=code)
     if code == 45011:
         return errors.RateLimited("WeChat's per-minute limit was reached; slow down", errcode=code)
-    if exc.kind is ErrorKind.RETRYABLE:
-        return errors.WeChatUnavailable("WeChat is busy; try again", errcode=code)
-    if exc.kind is ErrorKind.TOKEN:
-        return errors.WeChatUnavailable("WeChat keeps refusing the access token; try again", errcode=code)
-    return errors.RejectedByWeChat(
-        f"WeChat refused the request (errcode {code}); sending it again will not help", errcode=code
+    kind_error, text = _BY_KIND.get(
+        exc.kind, (errors.RejectedByWeChat, "WeChat refused the request; sending it again will not help")
     )
+    return kind_error(f"{text} (errcode {code})", errcode=code)
 
+
+_BY_KIND: dict[ErrorKind, tuple[type[errors.WxsubError], str]] = {
+    ErrorKind.CREDENTIAL: (
+        errors.Misconfigured,
+        "WeChat refused wxsub's credentials: check the AppID, the AppSecret and the API IP whitelist",
+    ),
+    ErrorKind.QUOTA: (errors.QuotaExhausted, "WeChat's daily quota for this API is spent"),
+    ErrorKind.RETRYABLE: (errors.WeChatUnavailable, "WeChat is busy; try again"),
+    ErrorKind.TOKEN: (errors.WeChatUnavailable, "WeChat keeps refusing the access token; try again"),
+}
 
 _MESSAGES = {
     40029: "the login code is invalid or expired; call wx.login again",

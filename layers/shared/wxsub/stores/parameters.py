@@ -31,7 +31,9 @@ class SecretStore:
         try:
             value = self._provider.get(name, max_age=self._cache_seconds, decrypt=True)
         except GetParameterError:
-            raise Misconfigured(f"the SSM parameter {name} cannot be read; put it as a SecureString") from None
+            raise Misconfigured(
+                f"the SSM parameter {name} cannot be read; put it as a SecureString"
+            ) from None
         if not isinstance(value, str) or not value:
             raise Misconfigured(f"the SSM parameter {name} is empty")
         return value
@@ -58,9 +60,7 @@ class TokenStore:
     def get(self, *, force: bool = False) -> StoredToken | None:
         """The stored token, from a cache younger than ``cache_seconds`` unless ``force``."""
         try:
-            raw = self._provider.get(
-                self._name, max_age=self._cache_seconds, decrypt=True, force_fetch=force
-            )
+            raw = self._provider.get(self._name, max_age=self._cache_seconds, decrypt=True, force_fetch=force)
         except GetParameterError:
             return None
         try:

@@ -32,7 +32,11 @@ class Template:
             "type": self.type,
             "kind": "long_term" if self.long_term else "one_time",
             "keywords": [
-                {**describe(k.rule), "name": k.name, **({"enum_values": list(k.enum_values)} if k.enum_values else {})}
+                {
+                    **describe(k.rule),
+                    "name": k.name,
+                    **({"enum_values": list(k.enum_values)} if k.enum_values else {}),
+                }
                 for k in self.keywords
             ],
             "example": self.example,
@@ -79,7 +83,9 @@ def _item(t: Template) -> dict[str, Any]:
         "content": t.content,
         "example": t.example,
         "synced_at": t.synced_at,
-        "keywords": [{"name": k.name, "rule": k.rule, "enum_values": list(k.enum_values)} for k in t.keywords],
+        "keywords": [
+            {"name": k.name, "rule": k.rule, "enum_values": list(k.enum_values)} for k in t.keywords
+        ],
     }
 
 

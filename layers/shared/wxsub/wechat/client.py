@@ -18,7 +18,7 @@ import httpx
 
 
 class ErrorKind(StrEnum):
-    TOKEN = "token"  # the access token is invalid, superseded or expired: re-read and retry once
+    TOKEN = "token"  # noqa: S105 - a kind of error, not a credential. The access token is invalid, superseded or expired: re-read and retry once
     RETRYABLE = "retryable"  # busy or throttled: retry with back-off
     QUOTA = "quota"  # the daily quota is spent: stop for the day
     CREDENTIAL = "credential"  # AppID, AppSecret, IP whitelist or account state: an operator must act

@@ -75,7 +75,9 @@ def send_message(
     body: SendBody,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=256)] = None,
 ) -> Response[Any]:
-    outcome = send_idempotently(wiring.send_service(), body.to_request(), idempotency_key, wiring.idempotency())
+    outcome = send_idempotently(
+        wiring.send_service(), body.to_request(), idempotency_key, wiring.idempotency()
+    )
     return json_response(outcome.status, outcome.body)
 
 

@@ -54,7 +54,12 @@ class AuthApi:
         body = self._transport.post(
             "/cgi-bin/stable_token",
             {},
-            {"grant_type": "client_credential", "appid": self._appid, "secret": secret, "force_refresh": False},
+            {
+                "grant_type": "client_credential",
+                "appid": self._appid,
+                "secret": secret,
+                "force_refresh": False,
+            },
         )
         token, expires_in = body.get("access_token"), body.get("expires_in")
         if not isinstance(token, str) or not token or not isinstance(expires_in, int):
