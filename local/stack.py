@@ -29,7 +29,7 @@ from local.aws import MotoEndpoint, Resources
 from local.events import QueuePoller, Scheduler
 from local.gateway import Gateway
 from local.model import Description, Schedule, describe
-from local.workers import FunctionPool, Outcome, lambda_environment
+from local.workers import ROOT_LOG_LEVEL, FunctionPool, Outcome, lambda_environment
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -77,6 +77,7 @@ class LocalStack:
         parameters: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         max_workers: int = 4,
+        root_log_level: str | None = None,
         echo: bool = False,
     ) -> None:
         self.template = Path(template).resolve()
@@ -88,6 +89,7 @@ class LocalStack:
         self._sandbox_on = sandbox and not self._env.get("WECHAT_API_BASE")
         self._parameters = dict(parameters or {})
         self._max_workers = max_workers
+        self._root_log_level = root_log_level
         self._echo = echo
         self.region = self._env.get("AWS_DEFAULT_REGION") or self._env.get("AWS_REGION") or DEFAULT_REGION
         self.credentials: tuple[str, str] = (
@@ -158,6 +160,8 @@ class LocalStack:
             env = lambda_environment(
                 fn, region=self.region, credentials=self.credentials, aws_endpoint=self.aws_endpoint
             )
+            if self._root_log_level:
+                env[ROOT_LOG_LEVEL] = self._root_log_level
             self._pools[lid] = FunctionPool(fn, env, self.log, self._max_workers)
         self._gateway.start(self.description.routes, self._invoke)
         self._scheduler = Scheduler(self.description.schedules, self._invoke, self.log, self.region)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -83,6 +84,9 @@ def _invoke(handler: Callable[[Any, Any], Any], request: dict[str, Any]) -> dict
 
 def main() -> None:
     out = os.fdopen(int(sys.argv[1]), "w", encoding="utf-8")
+    root_level = os.environ.pop("WXSUB_LOCAL_ROOT_LOG_LEVEL", None)
+    if root_level:
+        logging.basicConfig(level=root_level.upper(), stream=sys.stderr)
     started = time.perf_counter()
     try:
         handler = _load()

@@ -39,6 +39,11 @@ class Outcome:
     error_message: str | None = None
 
 
+# Read by local/worker.py only: a root logger at this level, as a developer configures one to
+# debug. Lambda's root logger otherwise stays at WARNING, as here.
+ROOT_LOG_LEVEL = "WXSUB_LOCAL_ROOT_LOG_LEVEL"
+
+
 def lambda_environment(
     fn: Function,
     *,

@@ -3,7 +3,9 @@
 httpx logs every request URL at INFO, and ``/sns/jscode2session`` carries the AppSecret in its
 query string while every other WeChat call carries the access token there. The filter below
 removes query strings from those records, and the loggers are raised to WARNING, so neither a
-root logger at INFO nor ``POWERTOOLS_LOG_LEVEL=DEBUG`` can print a credential.
+root logger at INFO nor ``POWERTOOLS_LOG_LEVEL=DEBUG`` can print a credential. botocore logs
+whole response bodies at DEBUG, decrypted SecureStrings included, so it is held at WARNING too
+(a root logger at DEBUG must not put the AppSecret in CloudWatch).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class RedactQuery(logging.Filter):
         return True
 
 
-for _name in ("httpx", "httpcore"):
+for _name in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
     _transport_logger = logging.getLogger(_name)
     _transport_logger.setLevel(logging.WARNING)
     _transport_logger.addFilter(RedactQuery())

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wxsub import errors
+from wxsub.observability import logger
 from wxsub.services.wechat_errors import translate
 from wxsub.sessions import Session, SessionSigner
 from wxsub.stores.state import StateTable
@@ -69,6 +70,7 @@ class LoginService:
                 if replay:
                     return replay
             raise translate(exc, _LOGIN_ERRORS) from None
+        logger.debug("login code exchanged", openid=session.openid, unionid=session.unionid is not None)
         now = int(self._clock())
         token_id = secrets.token_hex(8)
         issued = self._signer().issue(session.openid, now, token_id)

@@ -130,6 +130,7 @@ class SendService:
         self, request: SendRequest, message: OutgoingMessage, message_id: str, took: bool | None
     ) -> Outcome:
         for attempt in range(1, self.attempts + 1):
+            logger.debug("sending", message_id=message_id, template_id=request.template_id, attempt=attempt)
             try:
                 msgid = self.tokens.call(lambda token: self.api.send(token, message))
             except WeChatTimeout:
