@@ -9,10 +9,10 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from wx_flows import ONE_TIME, accept, fault, message, new_code, sandbox
 
 from local.sigv4 import SigV4Auth
 from local.stack import LocalStack
-from wx_flows import ONE_TIME, accept, fault, message, new_code, sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
