@@ -51,15 +51,23 @@ def test_every_function_has_an_event_named_after_its_folder() -> None:
 
 
 def test_scheduled_events_are_exactly_the_schedule_input() -> None:
-    resources = load_yaml(ROOT / "template.yaml")["Resources"]
-    for lid, folder in [
-        ("RefreshTokenFunction", "refresh_token"),
-        ("SyncTemplatesFunction", "sync_templates"),
-    ]:
-        events = resources[lid]["Properties"]["Events"]
-        [schedule] = [e for e in events.values() if e["Type"] == "ScheduleV2"]
+    scheduled = 0
+    for res in load_yaml(ROOT / "template.yaml")["Resources"].values():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        folder = res["Properties"]["CodeUri"].strip("/").rsplit("/", 1)[-1]
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] == "ScheduleV2":
+                assert json.loads(event["Properties"]["Input"]) == load_event(folder)
+                scheduled += 1
 
-        assert json.loads(schedule["Properties"]["Input"]) == load_event(folder)
+    assert scheduled >= 3
+
+
+def test_settle_event_runs_the_sweep(aws_and_wechat: LocalStack, invoke: Invoke) -> None:
+    answer = invoke("settle_deliveries", load_event("settle_deliveries"))
+
+    assert answer == {"given_up": 0, "job": "settle-deliveries"}
 
 
 def test_login_event_with_a_fresh_code(aws_and_wechat: LocalStack, invoke: Invoke) -> None:

@@ -16,6 +16,7 @@ from wxsub.services.idempotent import IdempotentSends
 from wxsub.services.login import LoginService
 from wxsub.services.push import PushService
 from wxsub.services.send import SendService
+from wxsub.services.settle import SettleUnknown
 from wxsub.services.subscriptions import SubscriptionService
 from wxsub.services.templates import TemplateRegistry, TemplateSync
 from wxsub.services.tokens import TokenProvider, TokenRefresher
@@ -159,6 +160,11 @@ def push_config() -> PushConfig:
 @cache
 def push_service() -> PushService:
     return PushService(push_config, state(), ledger(), deliveries(), registry().is_long_term)
+
+
+@cache
+def settle_unknown() -> SettleUnknown:
+    return SettleUnknown(deliveries(), ledger(), registry().is_long_term)
 
 
 @cache

@@ -22,6 +22,7 @@ from wxsub.wechat.api.subscribe import SubscribeApi, TemplateInfo
 from wxsub.wechat.client import WeChatError
 
 MISS_SYNC_INTERVAL_SECONDS = 60
+CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,38 @@ def _template(info: TemplateInfo, now: int) -> Template:
 
 
 class TemplateRegistry:
-    """Looks templates up, syncing once on a miss, and checks send data against their rules."""
+    """Looks templates up, syncing once on a miss, and checks send data against their rules.
 
-    def __init__(self, store: TemplateStore, sync: TemplateSync, state: StateTable) -> None:
+    A template found is kept in memory for ``cache_seconds``: a send reads it twice (its rules,
+    then its type for the ledger) and templates change rarely. A sync elsewhere is seen within
+    that time.
+    """
+
+    def __init__(
+        self,
+        store: TemplateStore,
+        sync: TemplateSync,
+        state: StateTable,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._sync = sync
         self._state = state
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Template]] = {}
 
     def lookup(self, template_id: str) -> Template | None:
+        cached = self._cache.get(template_id)
+        if cached is not None and self._clock() - cached[0] < self._cache_seconds:
+            return cached[1]
+        found = self._find(template_id)
+        if found is not None:
+            self._cache[template_id] = (self._clock(), found)
+        return found
+
+    def _find(self, template_id: str) -> Template | None:
         found = self._store.get(template_id)
         if found is not None:
             return found

@@ -176,6 +176,27 @@ class Deliveries:
                 still.append(_delivery(item))
         return still
 
+    def give_up(self, message_id: str, reason: str) -> bool:
+        """``unknown`` → ``failed`` with ``reason``; False when an event settled it meanwhile."""
+        try:
+            self._table.update_item(
+                Key={"message_id": message_id},
+                UpdateExpression="SET #s = :failed, error_status = :reason, updated_at = :now",
+                ConditionExpression="#s = :unknown",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":failed": FAILED,
+                    ":reason": reason,
+                    ":now": int(self._clock()),
+                    ":unknown": UNKNOWN,
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def _summary(self, message_id: str, request: Any, status: str, details: dict[str, Any]) -> dict[str, Any]:
         now = int(self._clock())
         item: dict[str, Any] = {
