@@ -271,3 +271,18 @@ def _popup(openid: str, template_id: str) -> dict:
         "Event": "subscribe_msg_popup_event",
         "List": [{"TemplateId": template_id, "SubscribeStatusString": "accept", "PopupScene": "0"}],
     }
+
+
+def test_subscription_reports_are_rate_limited_per_user(reset_stack: LocalStack, api: httpx.Client) -> None:
+    _, token = login(reset_stack, api)
+    _, other = login(reset_stack, api)
+
+    statuses = []
+    while 429 not in statuses and len(statuses) < 61:  # 30 a minute; a minute boundary may reset it once
+        statuses.append(report(api, token, {ONE_TIME: "reject"}).status_code)
+    neighbour = report(api, other, {ONE_TIME: "reject"})
+
+    assert statuses[-1] == 429
+    assert 30 <= len(statuses) - 1 <= 60
+    assert set(statuses[:-1]) == {200}
+    assert neighbour.status_code == 200
