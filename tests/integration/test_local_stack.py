@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
+from wx_flows import aws_client
 
 from local import running
 from local.demo import Target, run
@@ -23,13 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ssm(stack: LocalStack) -> Any:
-    return boto3.client(
-        "ssm",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.region,
-        aws_access_key_id=stack.credentials[0],
-        aws_secret_access_key=stack.credentials[1],
-    )
+    return aws_client(stack, "ssm")
 
 
 def _target(stack: LocalStack) -> Target:
@@ -57,13 +51,7 @@ def test_secure_strings_sit_at_the_template_parameter_names(
 
 
 def test_every_table_of_the_template_exists(stack: LocalStack) -> None:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.region,
-        aws_access_key_id=stack.credentials[0],
-        aws_secret_access_key=stack.credentials[1],
-    )
+    client = aws_client(stack, "dynamodb")
 
     assert {t.name for t in stack.description.tables} <= set(client.list_tables()["TableNames"])
 

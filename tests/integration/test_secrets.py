@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
-from wx_flows import ONE_TIME, accept, fault, message, new_code, sandbox
+from wx_flows import ONE_TIME, accept, fault, message, new_code, sandbox, stored_token
 
 from local.sigv4 import SigV4Auth
 from local.stack import LocalStack
@@ -72,7 +70,7 @@ def test_no_app_secret_session_key_or_access_token_in_any_output_or_answer(loud_
         ],
         "push Token": loud_stack.secure_strings[loud_stack.description.parameters["PushTokenParam"]],
         "session_key": session_key,
-        "access token": _access_token(loud_stack),
+        "access token": stored_token(loud_stack)["access_token"],
     }
     output = "\n".join(loud_stack.logs())
     assert sent.status_code == 200, sent.text
@@ -87,17 +85,3 @@ def _keep(answers: list[str]):
         answers.append(response.text)
 
     return hook
-
-
-def _access_token(stack: LocalStack) -> str:
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.region,
-        aws_access_key_id=stack.credentials[0],
-        aws_secret_access_key=stack.credentials[1],
-    )
-    name = stack.description.parameters["AccessTokenParam"]
-    return str(
-        json.loads(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])["access_token"]
-    )

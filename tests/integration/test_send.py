@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
-import boto3
 import httpx
 import pytest
 from wx_flows import (
@@ -19,6 +17,7 @@ from wx_flows import (
     one_time_left,
     sandbox,
     send_calls,
+    stored_token,
 )
 
 from local.stack import LocalStack
@@ -67,8 +66,7 @@ def test_all_tokens_invalidated_mid_way_heal_with_exactly_one_delivery(
     reset_stack: LocalStack, signed, subscriber: tuple[str, str]
 ) -> None:
     openid, _ = subscriber
-    ssm = _ssm(reset_stack)
-    before = _stored_token(ssm, reset_stack)
+    before = stored_token(reset_stack)["access_token"]
     with sandbox(reset_stack) as sb:
         sb.post("/sandbox/tokens/invalidate")
 
@@ -76,7 +74,7 @@ def test_all_tokens_invalidated_mid_way_heal_with_exactly_one_delivery(
 
     assert answer.status_code == 200, answer.text
     assert len(inbox(reset_stack, openid)) == 1
-    assert _stored_token(ssm, reset_stack) != before
+    assert stored_token(reset_stack)["access_token"] != before
 
 
 def test_wechat_busy_twice_then_delivered_once(
@@ -225,43 +223,19 @@ def test_bad_send_bodies_are_4xx_json_naming_the_field(
 
 
 def test_the_refresher_writes_ssm_only_when_the_token_changed(reset_stack: LocalStack) -> None:
-    ssm = _ssm(reset_stack)
-    version = _version(ssm, reset_stack)
+    version = stored_token(reset_stack)["version"]
 
     reset_stack.run_schedule("RefreshTokenFunction")
-    unchanged = _version(ssm, reset_stack)
+    unchanged = stored_token(reset_stack)["version"]
     with sandbox(reset_stack) as sb:
         sb.post("/sandbox/tokens/invalidate")
     reset_stack.run_schedule("RefreshTokenFunction")
 
     assert unchanged == version
-    assert _version(ssm, reset_stack) == version + 1
+    assert stored_token(reset_stack)["version"] == version + 1
 
 
 WECHAT_TIMEOUT = 2
-
-
-def _ssm(stack: LocalStack) -> Any:
-    return boto3.client(
-        "ssm",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.region,
-        aws_access_key_id=stack.credentials[0],
-        aws_secret_access_key=stack.credentials[1],
-    )
-
-
-def _parameter(ssm: Any, stack: LocalStack) -> dict[str, Any]:
-    name = stack.description.parameters["AccessTokenParam"]
-    return dict(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"])
-
-
-def _stored_token(ssm: Any, stack: LocalStack) -> str:
-    return str(json.loads(_parameter(ssm, stack)["Value"])["access_token"])
-
-
-def _version(ssm: Any, stack: LocalStack) -> int:
-    return int(_parameter(ssm, stack)["Version"])
 
 
 def _wait(condition, timeout: float = 15) -> None:

@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+import boto3
 import httpx
 
 from local.stack import LocalStack
@@ -154,3 +155,21 @@ def encrypted_push(
     }
     body = json.dumps({"ToUserName": event["ToUserName"], "Encrypt": encrypted})
     return api.post("/wechat/push", params=query, content=body, headers={"content-type": "application/json"})
+
+
+def aws_client(stack: LocalStack, service: str) -> Any:
+    """A boto3 client on the stack's moto, with the stack's credentials."""
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint,
+        region_name=stack.region,
+        aws_access_key_id=stack.credentials[0],
+        aws_secret_access_key=stack.credentials[1],
+    )
+
+
+def stored_token(stack: LocalStack) -> dict[str, Any]:
+    """The access-token SecureString as the refresher wrote it, with its SSM version."""
+    name = stack.description.parameters["AccessTokenParam"]
+    parameter = aws_client(stack, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    return {**json.loads(parameter["Value"]), "version": int(parameter["Version"])}
