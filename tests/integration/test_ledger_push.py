@@ -286,3 +286,14 @@ def test_subscription_reports_are_rate_limited_per_user(reset_stack: LocalStack,
     assert 30 <= len(statuses) - 1 <= 60
     assert set(statuses[:-1]) == {200}
     assert neighbour.status_code == 200
+
+
+def test_a_report_naming_more_ids_than_any_popup_can_is_refused(
+    reset_stack: LocalStack, api: httpx.Client
+) -> None:
+    _, token = login(reset_stack, api)
+
+    answer = report(api, token, {f"tmpl{i}": "accept" for i in range(10)})
+
+    assert (answer.status_code, answer.json()["error"]) == (422, "invalid_request")
+    assert grants(api, token) == {}

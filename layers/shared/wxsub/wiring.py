@@ -145,9 +145,12 @@ def send_service() -> SendService:
 
 
 def push_config() -> PushConfig:
-    """Built per call from cached SecureStrings, so a rotated Token or key is picked up within minutes."""
+    """Built per call from cached SecureStrings, so a rotated Token or key is picked up within minutes.
+
+    The EncodingAESKey is optional: a mini program in plaintext mode has none to put.
+    """
     s = settings()
-    aes = secrets().get(s.need("push_aes_key_param")) if s.push_aes_key_param else ""
+    aes = secrets().get_optional(s.push_aes_key_param) if s.push_aes_key_param else ""
     return PushConfig(
         token=secrets().get(s.need("push_token_param")),
         appid=s.appid,
@@ -169,7 +172,7 @@ def settle_unknown() -> SettleUnknown:
 
 @cache
 def subscription_service() -> SubscriptionService:
-    return SubscriptionService(ledger(), state(), registry().is_long_term)
+    return SubscriptionService(ledger(), state(), registry().known_long_term)
 
 
 @cache

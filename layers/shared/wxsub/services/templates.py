@@ -117,6 +117,12 @@ class TemplateRegistry:
         template = self.lookup(template_id)
         return template is not None and template.long_term
 
+    def known_long_term(self, template_id: str) -> bool:
+        """:meth:`is_long_term` without the sync on a miss, for ids a client (not WeChat) names."""
+        cached = self._cache.get(template_id)
+        template = cached[1] if cached is not None else self._store.get(template_id)
+        return template is not None and template.long_term
+
     def check(self, template_id: str, data: Mapping[str, str], fit: bool) -> dict[str, str]:
         template = self.lookup(template_id)
         if template is None:

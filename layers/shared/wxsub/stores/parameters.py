@@ -28,15 +28,18 @@ class SecretStore:
         self._cache_seconds = cache_seconds
 
     def get(self, name: str) -> str:
+        value = self.get_optional(name)
+        if not value:
+            raise Misconfigured(f"the SSM parameter {name} is missing or empty; put it as a SecureString")
+        return value
+
+    def get_optional(self, name: str) -> str:
+        """The value, or "" when the parameter does not exist (an optional secret not put yet)."""
         try:
             value = self._provider.get(name, max_age=self._cache_seconds, decrypt=True)
         except GetParameterError:
-            raise Misconfigured(
-                f"the SSM parameter {name} cannot be read; put it as a SecureString"
-            ) from None
-        if not isinstance(value, str) or not value:
-            raise Misconfigured(f"the SSM parameter {name} is empty")
-        return value
+            return ""
+        return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ from wxsub.sessions import bearer_token
 
 router = Router()
 
+# errMsg plus at most 5 template ids per wx.requestSubscribeMessage call (3 before base library
+# 3.12.1), with room for keys a newer base library may add.
+MAX_KEYS = 10
+
 TemplateKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Annotated[str, StringConstraints(max_length=256)]
 
@@ -48,7 +52,9 @@ _RESPONSES: dict[int, Any] = {
     security=SESSION,
     responses=_RESPONSES,
 )
-def report(result: Annotated[dict[TemplateKey, Status], Body(embed=False)]) -> dict[str, Any]:
+def report(
+    result: Annotated[dict[TemplateKey, Status], Body(embed=False, max_length=MAX_KEYS)],
+) -> dict[str, Any]:
     openid = _caller()
     grants = wiring.subscription_service().report(openid, result)
     return {"openid": openid, "grants": grants}
