@@ -91,14 +91,35 @@ def test_a_refused_app_secret_is_503_misconfigured_without_the_secret(
     assert local_env["WECHAT_APP_SECRET"] not in answer.text
 
 
-def test_wechat_busy_on_login_is_503_wechat_unavailable(reset_stack: LocalStack, api: httpx.Client) -> None:
-    code, _ = new_code(reset_stack)
+def test_wechat_busy_once_on_login_is_retried(reset_stack: LocalStack, api: httpx.Client) -> None:
+    code, openid = new_code(reset_stack)
     fault(reset_stack, path="/sns/jscode2session", errcode=-1)
+
+    answer = api.post("/login", json={"code": code})
+
+    assert answer.status_code == 200
+    assert answer.json()["openid"] == openid
+
+
+def test_wechat_busy_on_every_try_is_503_wechat_unavailable(
+    reset_stack: LocalStack, api: httpx.Client
+) -> None:
+    code, _ = new_code(reset_stack)
+    fault(reset_stack, path="/sns/jscode2session", errcode=-1, count=3)
 
     answer = api.post("/login", json={"code": code})
 
     assert answer.status_code == 503
     assert answer.json()["error"] == "wechat_unavailable"
+
+
+def test_login_throttled_by_wechat_is_429_rate_limited(reset_stack: LocalStack, api: httpx.Client) -> None:
+    code, _ = new_code(reset_stack)
+    fault(reset_stack, path="/sns/jscode2session", errcode=45011, count=3)
+
+    answer = api.post("/login", json={"code": code})
+
+    assert (answer.status_code, answer.json()["error"]) == (429, "rate_limited")
 
 
 @pytest.mark.parametrize(

@@ -100,7 +100,15 @@ def session_signer() -> SessionSigner:
 
 @cache
 def login_service() -> LoginService:
-    return LoginService(AuthApi(transport(), settings().appid), state(), app_secret, session_signer)
+    s = settings()
+    return LoginService(
+        AuthApi(transport(), s.appid),
+        state(),
+        app_secret,
+        session_signer,
+        attempts=s.send_attempts,
+        retry_base_seconds=s.retry_base_seconds,
+    )
 
 
 @cache

@@ -19,8 +19,8 @@ from wxsub.observability import logger
 from wxsub.services.wechat_errors import translate
 from wxsub.sessions import Session, SessionSigner
 from wxsub.stores.state import StateTable
-from wxsub.wechat.api.auth import AuthApi
-from wxsub.wechat.client import WeChatError
+from wxsub.wechat.api.auth import AuthApi, Code2Session
+from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError, WeChatUnreachable
 
 CODE_LIFETIME_SECONDS = 300
 _REPLAY_POLLS = 6
@@ -49,6 +49,8 @@ class LoginService:
         signer: Callable[[], SessionSigner],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        attempts: int = 3,
+        retry_base_seconds: float = 0.2,
     ) -> None:
         self._auth = auth
         self._state = state
@@ -56,6 +58,8 @@ class LoginService:
         self._signer = signer
         self._clock = clock
         self._sleep = sleep
+        self._attempts = max(1, attempts)
+        self._retry_base_seconds = retry_base_seconds
 
     def login(self, code: str) -> LoginResult:
         pk = "login#" + hashlib.sha256(code.encode()).hexdigest()
@@ -63,7 +67,7 @@ class LoginService:
         if remembered:
             return remembered
         try:
-            session = self._auth.code2session(self._app_secret(), code)
+            session = self._exchange(code)
         except WeChatError as exc:
             if getattr(exc, "errcode", None) == 40163:
                 replay = self._await_replay(pk)
@@ -76,6 +80,24 @@ class LoginService:
         issued = self._signer().issue(session.openid, now, token_id)
         self._state.put_new(pk, CODE_LIFETIME_SECONDS, openid=session.openid, iat=now, jti=token_id)
         return self._result(issued, now)
+
+    def _exchange(self, code: str) -> Code2Session:
+        """code2Session, retried with back-off while WeChat is busy or unreachable.
+
+        A busy answer (-1, 45011) or a refused connection spent nothing; a timeout may have spent
+        the code, so it is not retried (a retry would only meet 40163).
+        """
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return self._auth.code2session(self._app_secret(), code)
+            except WeChatUnreachable:
+                if attempt == self._attempts:
+                    raise
+            except WeChatApiError as exc:
+                if exc.kind is not ErrorKind.RETRYABLE or attempt == self._attempts:
+                    raise
+            self._sleep(self._retry_base_seconds * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _remembered(self, pk: str) -> LoginResult | None:
         record = self._state.get(pk)
