@@ -1,0 +1,266 @@
+"""The access token: healing a token error once, a single-flight refresh, the refresher (DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from wxsub import errors
+from wxsub.services.tokens import LEASE_NAME, RefreshResult, TokenProvider, TokenRefresher
+from wxsub.stores.parameters import StoredToken
+from wxsub.wechat.api.auth import AccessToken
+from wxsub.wechat.client import WeChatApiError, WeChatError, WeChatTimeout, WeChatUnreachable
+
+NOW = 1_800_000_000
+SECRET = "app-secret"
+
+
+class WeChat:
+    """stable_token in normal mode, and an API that takes only the token WeChat currently honours."""
+
+    def __init__(self, current: str) -> None:
+        self.current = current
+        self.stable_token_calls = 0
+        self.tokens_seen: list[str] = []
+        self.refuse_every_token = False
+        self.stable_token_error: WeChatError | None = None
+
+    def stable_token(self, secret: str) -> AccessToken:
+        assert secret == SECRET
+        self.stable_token_calls += 1
+        if self.stable_token_error is not None:
+            raise self.stable_token_error
+        return AccessToken(self.current, 7200)
+
+    def send(self, access_token: str) -> str:
+        self.tokens_seen.append(access_token)
+        if self.refuse_every_token or access_token != self.current:
+            raise WeChatApiError(40001, "invalid credential, access_token is invalid or not latest")
+        return "sent"
+
+
+class TokenStore:
+    """The SSM parameter, and this container's cache of it (bypassed by ``force``)."""
+
+    def __init__(self, token: str | None = None, cached: str | None = None) -> None:
+        self.parameter = None if token is None else StoredToken(token, NOW + 7200)
+        self._cache = None if cached is None else StoredToken(cached, NOW + 7200)
+        self.forced_reads = 0
+        self.writes = 0
+
+    def get(self, *, force: bool = False) -> StoredToken | None:
+        self.forced_reads += int(force)
+        if force or self._cache is None:
+            self._cache = self.parameter
+        return self._cache
+
+    def put(self, access_token: str, expires_in: int) -> StoredToken:
+        self.writes += 1
+        self.parameter = StoredToken(access_token, NOW + expires_in)
+        self._cache = None
+        return self.parameter
+
+    @property
+    def token(self) -> str | None:
+        return None if self.parameter is None else self.parameter.access_token
+
+
+class Leases:
+    """The state table's leases: one holder per name until released."""
+
+    def __init__(self, *held_elsewhere: str) -> None:
+        self.held = set(held_elsewhere)
+        self.acquired = 0
+
+    def acquire(self, name: str, ttl_seconds: int) -> bool:
+        if name in self.held:
+            return False
+        self.held.add(name)
+        self.acquired += 1
+        return True
+
+    def release(self, name: str) -> None:
+        self.held.discard(name)
+
+
+class Sleeps:
+    """Records each wait; ``then`` runs what other containers do meanwhile."""
+
+    def __init__(self, then: dict[int, Callable[[], object]] | None = None) -> None:
+        self.seconds: list[float] = []
+        self._then = then or {}
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        action = self._then.get(len(self.seconds))
+        if action is not None:
+            action()
+
+
+def provider(wechat: WeChat, store: TokenStore, leases: Leases, sleep: Sleeps | None = None) -> TokenProvider:
+    refresher = TokenRefresher(wechat, store, lambda: SECRET)  # type: ignore[arg-type]
+    return TokenProvider(store, refresher, leases, sleep or Sleeps())  # type: ignore[arg-type]
+
+
+# Healing a token error.
+
+
+def test_a_refused_token_is_retried_once_with_the_newer_one_ssm_already_holds() -> None:
+    wechat = WeChat(current="new")
+    store, leases = TokenStore("new", cached="old"), Leases()
+
+    answer = provider(wechat, store, leases).call(wechat.send)
+
+    assert answer == "sent"
+    assert wechat.tokens_seen == ["old", "new"]
+    assert wechat.stable_token_calls == 0
+    assert (store.writes, leases.acquired) == (0, 0)
+
+
+def test_when_ssm_still_holds_the_refused_token_one_refresh_runs_through_the_lease() -> None:
+    wechat = WeChat(current="new")
+    store, leases = TokenStore("old"), Leases()
+
+    answer = provider(wechat, store, leases).call(wechat.send)
+
+    assert answer == "sent"
+    assert wechat.tokens_seen == ["old", "new"]
+    assert wechat.stable_token_calls == 1
+    assert (store.token, store.writes) == ("new", 1)
+    assert leases.acquired == 1
+    assert LEASE_NAME not in leases.held
+
+
+def test_while_another_sender_holds_the_lease_this_one_waits_for_its_token_and_refreshes_nothing() -> None:
+    wechat = WeChat(current="new")
+    store, leases = TokenStore("old"), Leases(LEASE_NAME)
+    sleeps = Sleeps(then={3: lambda: store.put("new", 7200)})
+
+    answer = provider(wechat, store, leases, sleeps).call(wechat.send)
+
+    assert answer == "sent"
+    assert wechat.tokens_seen == ["old", "new"]
+    assert sleeps.seconds == [0.25, 0.25, 0.25]
+    assert wechat.stable_token_calls == 0
+    assert store.writes == 1
+
+
+def test_a_lease_holder_that_never_writes_ends_in_503_after_a_bounded_wait() -> None:
+    wechat = WeChat(current="new")
+    store, leases, sleeps = TokenStore("old"), Leases(LEASE_NAME), Sleeps()
+
+    with pytest.raises(errors.WeChatUnavailable):
+        provider(wechat, store, leases, sleeps).call(wechat.send)
+
+    assert sum(sleeps.seconds) == pytest.approx(5.0)
+    assert wechat.tokens_seen == ["old"]
+    assert wechat.stable_token_calls == 0
+
+
+def test_a_second_token_error_after_healing_propagates_without_another_attempt() -> None:
+    wechat = WeChat(current="new")
+    wechat.refuse_every_token = True
+    store, leases = TokenStore("old"), Leases()
+
+    with pytest.raises(WeChatApiError) as raised:
+        provider(wechat, store, leases).call(wechat.send)
+
+    assert raised.value.errcode == 40001
+    assert wechat.tokens_seen == ["old", "new"]
+    assert wechat.stable_token_calls == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        WeChatApiError(47003, "argument invalid!"),
+        WeChatApiError(-1, "system busy"),
+        WeChatApiError(40013, "invalid appid"),
+        WeChatTimeout("no answer from WeChat"),
+        WeChatUnreachable("cannot connect to WeChat"),
+    ],
+    ids=["47003", "busy", "credential", "timeout", "unreachable"],
+)
+def test_errors_that_are_not_about_the_token_propagate_untouched(error: WeChatError) -> None:
+    wechat = WeChat(current="old")
+    store, leases = TokenStore("old"), Leases()
+    calls: list[str] = []
+
+    def failing(token: str) -> str:
+        calls.append(token)
+        raise error
+
+    with pytest.raises(WeChatError) as raised:
+        provider(wechat, store, leases).call(failing)
+
+    assert raised.value is error
+    assert calls == ["old"]
+    assert (store.forced_reads, wechat.stable_token_calls, leases.acquired) == (0, 0, 0)
+
+
+# No token yet, and a refresh that fails.
+
+
+def test_with_no_token_in_ssm_yet_the_sender_refreshes_once_and_sends() -> None:
+    wechat = WeChat(current="first")
+    store, leases = TokenStore(), Leases()
+
+    answer = provider(wechat, store, leases).call(wechat.send)
+
+    assert answer == "sent"
+    assert wechat.tokens_seen == ["first"]
+    assert (wechat.stable_token_calls, store.token) == (1, "first")
+
+
+def test_a_refresh_wechat_refuses_surfaces_as_a_product_error_and_frees_the_lease() -> None:
+    wechat = WeChat(current="new")
+    wechat.stable_token_error = WeChatApiError(40125, "invalid appsecret")
+    store, leases = TokenStore("old"), Leases()
+
+    with pytest.raises(errors.Misconfigured):
+        provider(wechat, store, leases).call(wechat.send)
+
+    assert LEASE_NAME not in leases.held
+    assert store.token == "old"
+
+
+# The scheduled refresher.
+
+
+def test_the_refresher_leaves_ssm_alone_while_wechat_returns_the_same_token() -> None:
+    wechat, store = WeChat(current="same"), TokenStore("same")
+
+    result = TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
+
+    assert result == RefreshResult(changed=False, expires_in=7200)
+    assert store.writes == 0
+
+
+def test_the_refresher_writes_a_new_token_with_its_expiry() -> None:
+    wechat, store = WeChat(current="new"), TokenStore("old")
+
+    result = TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
+
+    assert result == RefreshResult(changed=True, expires_in=7200)
+    assert (store.token, store.writes) == ("new", 1)
+    assert store.parameter == StoredToken("new", NOW + 7200)
+
+
+def test_the_refresher_writes_the_first_token_when_ssm_holds_none() -> None:
+    wechat, store = WeChat(current="first"), TokenStore()
+
+    result = TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
+
+    assert result.changed
+    assert store.token == "first"
+
+
+def test_the_refresher_lets_wechat_errors_propagate_for_the_schedulers_retry() -> None:
+    wechat, store = WeChat(current="new"), TokenStore("old")
+    wechat.stable_token_error = WeChatApiError(-1, "system busy")
+
+    with pytest.raises(WeChatApiError):
+        TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
+
+    assert (store.token, store.writes) == ("old", 0)
