@@ -147,7 +147,8 @@ class SendService:
                     self._back_off(attempt)
                     continue
                 return self._refused(request, message_id, took, exc)
-            except errors.WxsubError:
+            except Exception:
+                # the token heal or an AWS call failed before WeChat answered: nothing was spent
                 self._settle_failure(request, took, None)
                 raise
             return self._sent(request, message_id, msgid)
