@@ -42,9 +42,9 @@ class Tokens:
 
 
 class RefusingTokens:
-    """A token provider that cannot produce a token (its own refresh failed)."""
+    """A token provider that cannot produce a token (its own refresh or an AWS call failed)."""
 
-    def __init__(self, error: errors.WxsubError) -> None:
+    def __init__(self, error: Exception) -> None:
         self._error = error
 
     def call(self, fn: Callable[[str], Any]) -> Any:
@@ -261,6 +261,18 @@ def test_a_token_provider_that_cannot_get_a_token_gives_the_grant_back(ledger: L
 
     with pytest.raises(errors.Misconfigured):
         service(wechat, ledger, tokens=refusing).send(request())
+
+    assert wechat.calls == 0
+    assert ledger.left(ONE_TIME) == 1
+
+
+def test_an_aws_failure_during_a_token_heal_gives_the_grant_back(ledger: Ledger) -> None:
+    ledger.grant(ONE_TIME)
+    wechat = WeChat()
+    failing = RefusingTokens(RuntimeError("DynamoDB unavailable while taking the refresh lease"))
+
+    with pytest.raises(RuntimeError):
+        service(wechat, ledger, tokens=failing).send(request())
 
     assert wechat.calls == 0
     assert ledger.left(ONE_TIME) == 1
