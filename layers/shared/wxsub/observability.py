@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+# An invocation with nothing to count (a refresh that changed nothing) is normal, not a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 
