@@ -21,6 +21,18 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("login", "send_message", "wechat_push", "refresh_token")
 COLD_RUNS = 3
+CONFIG_KEYS = (
+    "APP_SECRET_PARAM",
+    "SESSION_KEY_PARAM",
+    "ACCESS_TOKEN_PARAM",
+    "PUSH_TOKEN_PARAM",
+    "PUSH_AES_KEY_PARAM",
+    "STATE_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "GRANTS_TABLE",
+    "DELIVERIES_TABLE",
+    "TEMPLATES_TABLE",
+)
 SENDS = 200
 
 
@@ -46,6 +58,7 @@ def _import(name: str) -> float:
         "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}:{ROOT / 'functions' / name}",
         "PYTHONDONTWRITEBYTECODE": "1",
         "WECHAT_APPID": "wx0000000000bench",
+        **{key: f"bench-{key.lower()}" for key in CONFIG_KEYS},
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_SAM_LOCAL": "true",
         "POWERTOOLS_SERVICE_NAME": "wxsub",

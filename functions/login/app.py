@@ -5,11 +5,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wxsub import wiring
 from wxsub.http.app import new_resolver
 from wxsub.http.routes import login
 from wxsub.observability import logger, metrics, tracer
 
 app = new_resolver([login.router])
+wiring.login_service()  # built at cold start: a missing setting fails here, by name
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

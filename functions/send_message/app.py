@@ -11,6 +11,7 @@ from wxsub.http.routes import messages
 from wxsub.observability import logger, metrics, tracer
 
 app = new_resolver([messages.router])
+wiring.send_service()  # built at cold start: a missing setting fails here, by name
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

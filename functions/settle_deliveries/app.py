@@ -10,6 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from wxsub import wiring
 from wxsub.observability import logger, metrics, tracer
 
+wiring.settle_unknown()  # built at cold start: a missing setting fails here, by name
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler

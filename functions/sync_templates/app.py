@@ -14,6 +14,7 @@ from wxsub.http.routes import templates
 from wxsub.observability import logger, metrics, tracer
 
 app = new_resolver([templates.router])
+wiring.template_sync()  # built at cold start: a missing setting fails here, by name
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

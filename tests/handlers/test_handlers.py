@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -153,3 +156,18 @@ def test_api_docs_event_serves_the_checked_in_openapi_document(
         "/templates/sync",
         "/wechat/push",
     }
+
+
+def test_a_function_missing_a_setting_fails_at_cold_start_naming_it(aws_and_wechat: LocalStack) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT / 'functions' / 'login'}",
+    }
+    env.pop("STATE_TABLE", None)
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import app"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert started.returncode != 0
+    assert "missing configuration: set STATE_TABLE" in started.stderr
