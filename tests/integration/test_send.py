@@ -243,3 +243,16 @@ def _wait(condition, timeout: float = 15) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("message_id", ["x" * 3000, "not-hex", "0" * 65])
+def test_a_malformed_message_id_is_422_not_a_server_error(stack: LocalStack, signed, message_id: str) -> None:
+    answer = signed().get(f"/messages/{message_id}")
+
+    assert (answer.status_code, answer.json()["error"]) == (422, "invalid_request")
+
+
+def test_an_unknown_message_id_is_404(stack: LocalStack, signed) -> None:
+    answer = signed().get(f"/messages/{'0' * 28}")
+
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")

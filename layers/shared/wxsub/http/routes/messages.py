@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wxsub import wiring
@@ -88,7 +88,9 @@ def send_message(
     security=IAM,
     responses=error_responses(403, 404),
 )
-def get_message(message_id: str) -> dict[str, Any]:
+def get_message(
+    message_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")],
+) -> dict[str, Any]:
     delivery = wiring.deliveries().get(message_id)
     if delivery is None:
         raise NotFound(f"no message {message_id}")
