@@ -297,3 +297,12 @@ def test_a_report_naming_more_ids_than_any_popup_can_is_refused(
 
     assert (answer.status_code, answer.json()["error"]) == (422, "invalid_request")
     assert grants(api, token) == {}
+
+
+@pytest.mark.parametrize("body", [b"\xa3\xd8<xml>", b"{not json", b"<xml><ToUserName>", b""])
+def test_a_signed_push_that_cannot_be_decoded_is_400(
+    reset_stack: LocalStack, api: httpx.Client, body: bytes
+) -> None:
+    answer = post_push(reset_stack, api, body)
+
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")

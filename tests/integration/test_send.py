@@ -256,3 +256,14 @@ def test_an_unknown_message_id_is_404(stack: LocalStack, signed) -> None:
     answer = signed().get(f"/messages/{'0' * 28}")
 
     assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(("route", "iam"), [("/login", False), ("/messages", True)])
+def test_a_body_that_is_not_utf8_is_400_invalid_request(
+    stack: LocalStack, api: httpx.Client, signed, route: str, iam: bool
+) -> None:
+    client = signed() if iam else api
+
+    answer = client.post(route, content=b"\xa3\xd8{", headers={"content-type": "application/json"})
+
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")

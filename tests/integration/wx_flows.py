@@ -127,7 +127,12 @@ def push_popup(
 
 
 def post_push(
-    stack: LocalStack, api: httpx.Client, body: str, *, token: str | None = None, timestamp: int | None = None
+    stack: LocalStack,
+    api: httpx.Client,
+    body: str | bytes,
+    *,
+    token: str | None = None,
+    timestamp: int | None = None,
 ) -> httpx.Response:
     push_token = token or stack.secure_strings[stack.description.parameters["PushTokenParam"]]
     stamp = str(timestamp if timestamp is not None else int(time.time()))

@@ -2,7 +2,8 @@
 
 Every error a caller sees is JSON ``{"error", "message"}``: product errors keep their status and
 code; request validation failures become 422 ``invalid_request`` naming each field (400 when the
-body is not JSON at all); anything unexpected is a 500 with no detail, logged with its trace.
+body is not JSON, or not even UTF-8); anything unexpected is a 500 with no detail, logged with its
+trace.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
         return _validation_response(error.errors())
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
+        return json_response(400, {"error": "invalid_request", "message": "the body is not UTF-8 text"})
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
