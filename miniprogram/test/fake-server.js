@@ -25,7 +25,7 @@ function createFakeServer(base = 'https://api.test') {
 
   function grantsOf(openid) {
     const g = grants.get(openid) || {}
-    return { openid, grants: Object.keys(g).sort().map((id) => ({ template_id: id, remaining: g[id] })) }
+    return { openid, grants: Object.keys(g).sort().map((id) => ({ template_id: id, one_time: g[id], long_term: false })) }
   }
 
   function handle({ method, url, header, body }) {

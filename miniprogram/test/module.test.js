@@ -29,7 +29,7 @@ test('init → login → subscribe from a tap → grants, through the global wx'
       banned: [],
       filtered: [],
     })
-    assert.deepEqual(await wxsub.grants(), { openid: 'openid-of-user', grants: [{ template_id: 'A', remaining: 1 }] })
+    assert.deepEqual(await wxsub.grants(), { openid: 'openid-of-user', grants: [{ template_id: 'A', one_time: 1, long_term: false }] })
     assert.deepEqual(await wxsub.request({ path: '/subscriptions' }), await wxsub.grants())
   } finally {
     delete global.wx

@@ -85,7 +85,7 @@ test('request sends the bearer token, JSON body and extra headers', async () => 
     data: { errMsg: 'requestSubscribeMessage:ok', X: 'accept' },
     header: { 'X-Trace': '1' },
   })
-  assert.deepEqual(body, { openid: 'openid-of-user', grants: [{ template_id: 'X', remaining: 1 }] })
+  assert.deepEqual(body, { openid: 'openid-of-user', grants: [{ template_id: 'X', one_time: 1, long_term: false }] })
   const call = fake.calls.request[1]
   assert.equal(call.header.Authorization, 'Bearer tok-1')
   assert.equal(call.header['content-type'], 'application/json')

@@ -32,7 +32,7 @@ test('accept: resolves with the accepted id and reports the raw result', async (
   const result = await fake.tap(() => client.subscribe(['ORDER']))
   assert.deepEqual(result, outcome({ accepted: ['ORDER'] }))
   assert.deepEqual(server.reports, [{ errMsg: 'requestSubscribeMessage:ok', ORDER: 'accept' }])
-  assert.deepEqual(await client.grants(), { openid: 'openid-of-user', grants: [{ template_id: 'ORDER', remaining: 1 }] })
+  assert.deepEqual(await client.grants(), { openid: 'openid-of-user', grants: [{ template_id: 'ORDER', one_time: 1, long_term: false }] })
   assert.equal(fake.calls.showModal.length, 0)
 })
 
