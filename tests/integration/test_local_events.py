@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
+from wx_flows import aws_client
 
 from local.events import QueuePoller
 from local.model import QueueSource
@@ -21,18 +21,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 INPUT = {"job": "tick", "source": "fixture.schedule"}
 
 
-def _client(stack: LocalStack, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.region,
-        aws_access_key_id=stack.credentials[0],
-        aws_secret_access_key=stack.credentials[1],
-    )
-
-
 def _items(stack: LocalStack, kind: str) -> list[dict[str, str]]:
-    answer = _client(stack, "dynamodb").query(
+    answer = aws_client(stack, "dynamodb").query(
         TableName="wxsub-local-EventsTable",
         IndexName="by-kind",
         KeyConditionExpression="kind = :k",
@@ -66,7 +56,7 @@ def test_run_schedule_invokes_now_with_the_input(fixture_stack: LocalStack) -> N
 
 
 def test_the_schedule_dead_letter_queue_sam_would_create_exists(fixture_stack: LocalStack) -> None:
-    urls = _client(fixture_stack, "sqs").list_queues()["QueueUrls"]
+    urls = aws_client(fixture_stack, "sqs").list_queues()["QueueUrls"]
 
     assert any(url.endswith("/wxsub-local-TickFunctionEveryQueue") for url in urls)
 
@@ -75,7 +65,7 @@ def test_only_the_failed_records_of_a_batch_are_redelivered(fixture_stack: Local
     # Given messages of which two fail their first (and second) delivery
     run = uuid.uuid4().hex[:8]
     bodies = {f"{run}-ok1": 0, f"{run}-ok2": 0, f"{run}-ok3": 0, f"{run}-fail1": 1, f"{run}-fail2": 2}
-    sqs = _client(fixture_stack, "sqs")
+    sqs = aws_client(fixture_stack, "sqs")
     queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
 
     # When they are queued together
@@ -106,7 +96,7 @@ def test_only_the_failed_records_of_a_batch_are_redelivered(fixture_stack: Local
 
 
 def test_a_record_that_always_fails_moves_to_the_dead_letter_queue(fixture_stack: LocalStack) -> None:
-    sqs = _client(fixture_stack, "sqs")
+    sqs = aws_client(fixture_stack, "sqs")
     queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
     dead = sqs.get_queue_url(QueueName="wxsub-local-WorkDeadLetters")["QueueUrl"]
     poison = f"poison-{uuid.uuid4().hex[:8]}"
@@ -136,7 +126,7 @@ def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:
         enabled=True,
     )
     return QueuePoller(
-        source, _client(stack, "sqs"), lambda _fn, _event: outcome, lambda _line: None, stack.region
+        source, aws_client(stack, "sqs"), lambda _fn, _event: outcome, lambda _line: None, stack.region
     )
 
 
@@ -152,7 +142,7 @@ def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:
 def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(
     fixture_stack: LocalStack, outcome: Outcome
 ) -> None:
-    sqs = _client(fixture_stack, "sqs")
+    sqs = aws_client(fixture_stack, "sqs")
     queue = sqs.create_queue(
         QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"}
     )["QueueUrl"]
@@ -168,7 +158,7 @@ def test_a_raise_or_an_invalid_answer_fails_the_whole_batch(
 
 
 def test_an_empty_answer_or_empty_failures_deletes_the_batch(fixture_stack: LocalStack) -> None:
-    sqs = _client(fixture_stack, "sqs")
+    sqs = aws_client(fixture_stack, "sqs")
     queue = sqs.create_queue(
         QueueName=f"scratch-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"}
     )["QueueUrl"]
@@ -183,7 +173,7 @@ def test_an_empty_answer_or_empty_failures_deletes_the_batch(fixture_stack: Loca
 
 
 def test_after_a_reset_the_tables_and_queues_are_empty_and_still_served(fixture_stack: LocalStack) -> None:
-    sqs = _client(fixture_stack, "sqs")
+    sqs = aws_client(fixture_stack, "sqs")
     queue = sqs.get_queue_url(QueueName="wxsub-local-WorkQueue")["QueueUrl"]
     lines_before = len(fixture_stack.logs())
 
