@@ -306,3 +306,14 @@ def test_a_signed_push_that_cannot_be_decoded_is_400(
     answer = post_push(reset_stack, api, body)
 
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+def test_a_push_retried_re_encrypted_counts_once(reset_stack: LocalStack, api: httpx.Client) -> None:
+    openid, token = login(reset_stack, api)
+    event = _popup(openid, ONE_TIME)
+
+    first = encrypted_push(reset_stack, api, event)
+    retry = encrypted_push(reset_stack, api, event)  # new random bytes, nonce and timestamp
+
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert one_time_left(api, token) == 1
