@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from wxsub.errors import WxsubError
+from wxsub.errors import ConfigurationError, Misconfigured, WxsubError
 from wxsub.observability import logger
 
 
@@ -47,6 +47,11 @@ def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
         return _validation_response(error.errors())
+
+    @app.exception_handler(ConfigurationError)
+    def _misconfigured(error: ConfigurationError) -> Response[str]:
+        logger.error("misconfigured", reason=str(error))
+        return error_response(Misconfigured(f"wxsub is misconfigured: {error}"))
 
     @app.exception_handler(UnicodeDecodeError)
     def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
