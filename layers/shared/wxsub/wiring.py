@@ -6,7 +6,7 @@ services directly with their own collaborators instead of patching anything.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import boto3
@@ -153,14 +153,21 @@ def send_service() -> SendService:
 
 
 def push_config() -> PushConfig:
-    """Built per call from cached SecureStrings, so a rotated Token or key is picked up within minutes.
+    """From the cached SecureStrings on every push, so a rotated Token or key is live within minutes.
 
-    The EncodingAESKey is optional: a mini program in plaintext mode has none to put.
+    The EncodingAESKey is optional: a mini program in plaintext mode has none to put. The config
+    (and its AES ciphers) is rebuilt only when a secret's value changes.
     """
     s = settings()
     aes = secrets().get_optional(s.push_aes_key_param) if s.push_aes_key_param else ""
+    return _push_config(secrets().get(s.need("push_token_param")), aes)
+
+
+@lru_cache(maxsize=4)
+def _push_config(token: str, aes: str) -> PushConfig:
+    s = settings()
     return PushConfig(
-        token=secrets().get(s.need("push_token_param")),
+        token=token,
         appid=s.appid,
         aes_keys=tuple(key.strip() for key in aes.split(",") if key.strip()),
         require_encryption=s.push_require_encryption,
