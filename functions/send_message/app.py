@@ -19,4 +19,5 @@ wiring.send_service()  # built at cold start: a missing setting fails here, by n
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.idempotency().register(context)
+    wiring.deadline().bind(context)
     return app.resolve(event, context)

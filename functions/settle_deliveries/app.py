@@ -1,4 +1,4 @@
-"""Scheduled every 5 minutes: settle sends whose outcome stayed unknown with no sent event.
+"""Scheduled every 5 minutes: settle sends whose outcome stayed open (unknown, or sending) with no sent event.
 
 Failures raise, so EventBridge Scheduler's retry policy and dead-letter queue act on them.
 """
@@ -17,4 +17,5 @@ wiring.settle_unknown()  # built at cold start: a missing setting fails here, by
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    wiring.deadline().bind(context)
     return {"given_up": wiring.settle_unknown().run(), "job": event.get("job")}

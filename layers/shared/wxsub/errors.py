@@ -63,6 +63,10 @@ class RequestInProgress(WxsubError):
     status, code = 409, "request_in_progress"
 
 
+class SendInProgress(WxsubError):
+    status, code = 409, "send_in_progress"
+
+
 class InvalidData(WxsubError):
     status, code = 422, "invalid_data"
 
@@ -99,8 +103,18 @@ class WeChatUnavailable(WxsubError):
     status, code = 503, "wechat_unavailable"
 
 
+class DeadlineReached(WeChatUnavailable):
+    """Too little of the invocation is left to call WeChat and record the answer: nothing was sent."""
+
+
 class Misconfigured(WxsubError):
     status, code = 503, "misconfigured"
+
+
+class StorageUnavailable(WxsubError):
+    """An AWS call failed after botocore's retries (throttling, a service error): retry later."""
+
+    status, code = 503, "storage_unavailable"
 
 
 class OutcomeUnknown(WxsubError):

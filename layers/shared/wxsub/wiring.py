@@ -11,7 +11,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
+from botocore.config import Config
 
+from wxsub.deadline import Deadline
 from wxsub.services.idempotent import IdempotentSends
 from wxsub.services.login import LoginService
 from wxsub.services.push import PushService
@@ -32,6 +34,12 @@ from wxsub.wechat.api.subscribe import SubscribeApi
 from wxsub.wechat.client import WeChatTransport
 from wxsub.wechat.push import PushConfig
 
+# Every AWS call, botocore's own retries included, must fit in what a send keeps back for
+# recording its outcome: at most 3 attempts of a 2 s connect and 3 s read, not the ~25 s that
+# the legacy defaults can wait on a throttled table.
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
+RECORD_SECONDS = 3.0
+
 
 @cache
 def settings() -> Settings:
@@ -39,13 +47,19 @@ def settings() -> Settings:
 
 
 @cache
+def deadline() -> Deadline:
+    """The current invocation's deadline; each handler binds its context to it."""
+    return Deadline()
+
+
+@cache
 def _ssm() -> Any:
-    return boto3.client("ssm")
+    return boto3.client("ssm", config=AWS_CONFIG)
 
 
 @cache
 def _dynamodb() -> Any:
-    return boto3.resource("dynamodb")
+    return boto3.resource("dynamodb", config=AWS_CONFIG)
 
 
 @cache
@@ -143,12 +157,15 @@ def send_service() -> SendService:
         api=SubscribeApi(transport()),
         tokens=token_provider(),
         default_state=s.miniprogram_state,
+        deliveries=deliveries(),
         attempts=s.send_attempts,
         retry_base_seconds=s.retry_base_seconds,
         check=registry().check,
         grants=ledger(),
         is_long_term=registry().is_long_term,
-        deliveries=deliveries(),
+        deadline=deadline(),
+        call_seconds=s.wechat_timeout + min(s.wechat_timeout, 3.0),
+        record_seconds=RECORD_SECONDS,
     )
 
 
@@ -182,7 +199,7 @@ def push_service() -> PushService:
 
 @cache
 def settle_unknown() -> SettleUnknown:
-    return SettleUnknown(deliveries(), ledger(), registry().is_long_term)
+    return SettleUnknown(deliveries(), ledger(), deadline=deadline())
 
 
 @cache
@@ -195,4 +212,4 @@ def idempotency() -> IdempotentSends:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     table_name = settings().need("idempotency_table")
-    return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name))
+    return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name, boto_config=AWS_CONFIG))

@@ -15,8 +15,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from wxsub.errors import ConfigurationError, Misconfigured, WxsubError
+from wxsub.errors import ConfigurationError, Misconfigured, StorageUnavailable, WxsubError
 from wxsub.observability import logger
 
 
@@ -53,6 +55,11 @@ def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
         logger.error("misconfigured", reason=str(error))
         return error_response(Misconfigured(f"wxsub is misconfigured: {error}"))
 
+    @app.exception_handler([ClientError, BotoCoreError, IdempotencyPersistenceLayerError])
+    def _storage(error: Exception) -> Response[str]:
+        logger.warning("AWS call failed", error=type(error).__name__, code=_aws_code(error))
+        return error_response(StorageUnavailable("wxsub's storage is unavailable right now; try again"))
+
     @app.exception_handler(UnicodeDecodeError)
     def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
         return json_response(400, {"error": "invalid_request", "message": "the body is not UTF-8 text"})
@@ -67,6 +74,10 @@ def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
         return json_response(500, {"error": "internal_error", "message": "internal error"})
 
     return app
+
+
+def _aws_code(error: Exception) -> str | None:
+    return str(error.response["Error"].get("Code")) if isinstance(error, ClientError) else None
 
 
 def _validation_response(problems: Sequence[Any]) -> Response[str]:

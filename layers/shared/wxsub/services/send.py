@@ -1,10 +1,18 @@
-"""Send one subscription message: validate, take a grant, call WeChat, record the outcome.
+"""Send one subscription message: validate, write ahead, take a grant, call WeChat, record the outcome.
 
 DESIGN.md, send rules. The answer is an :class:`Outcome` for everything a retry with the same
 Idempotency-Key must see again (sent, 409, 422, 504); errors a caller should simply retry
-(503, 429) are raised instead, so the idempotency layer does not store them. ``-1``, 45011 and
-43108 are retried here with bounded back-off as visible steps; a timeout after the request went
-out is ambiguous and is never retried.
+(503, 429) are raised instead, so the idempotency layer does not store them.
+
+Exactly once rests on the write-ahead record in the deliveries table: before WeChat is called a
+``sending`` record is written under the message_id (bound to the Idempotency-Key, or to a
+campaign and openid), and an attempt that finds one never calls WeChat again: it answers what the
+first attempt stored, or 409 ``send_in_progress``. When nothing went out (every attempt failed
+before the request was written, ``-1``/45011 exhausted, too little time left) the record is
+released together with the grant, so a retry sends. After WeChat was called, the outcome write is
+retried while the invocation has time; if it never lands the caller gets 504 ``outcome_unknown``
+and the sweep settles the ``sending`` record. ``-1``, 45011 and 43108 are retried here with
+bounded back-off as visible steps; an ambiguous answer is never retried.
 """
 
 from __future__ import annotations
@@ -12,15 +20,18 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from wxsub import errors
+from wxsub.deadline import Deadline
 from wxsub.observability import logger, metrics
 from wxsub.services.tokens import TokenProvider
 from wxsub.services.wechat_errors import translate
+from wxsub.stores.deliveries import Delivery, fingerprint
+from wxsub.stores.grants import Taken
 from wxsub.wechat.api.subscribe import OutgoingMessage, SubscribeApi
-from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatTimeout, WeChatUnreachable
+from wxsub.wechat.client import ErrorKind, WeChatAmbiguous, WeChatApiError, WeChatUnreachable
 
 # The errcodes the send contract names; other permanent ones become 422 rejected_by_wechat.
 _STORED: dict[int, type[errors.WxsubError]] = {
@@ -30,6 +41,7 @@ _STORED: dict[int, type[errors.WxsubError]] = {
     43101: errors.NoGrant,
     47003: errors.InvalidData,
 }
+PERSIST_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,9 @@ class Outcome:
     def refused(cls, error: errors.WxsubError) -> Outcome:
         return cls(error.status, error.body())
 
+    def stored(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body}
+
 
 class DataCheck(Protocol):
     """Checks ``data`` against the template's keyword rules; returns the values to send."""
@@ -65,13 +80,31 @@ class DataCheck(Protocol):
 class Grants(Protocol):
     """The grant ledger as the sender sees it."""
 
-    def take(self, openid: str, template_id: str, *, long_term: bool) -> bool: ...
-    def restore(self, openid: str, template_id: str) -> None: ...
-    def exhaust(self, openid: str, template_id: str) -> None: ...
+    def take(
+        self, openid: str, template_id: str, *, long_term: bool, message_id: str = ""
+    ) -> Taken | None: ...
+    def give_back(self, openid: str, template_id: str) -> dict[str, Any]: ...
+    def exhaust(self, openid: str, template_id: str, seen: Taken) -> bool: ...
 
 
 class Deliveries(Protocol):
-    def record(self, message_id: str, request: SendRequest, status: str, **details: Any) -> None: ...
+    """The write-ahead journal of sends (``wxsub.stores.deliveries``)."""
+
+    def bind(self, key: str, fingerprint: str, new_id: Callable[[], str]) -> str: ...
+    def bound(self, key: str) -> str | None: ...
+    def begin(self, message_id: str, request: Any, *, one_time: bool) -> Delivery | None: ...
+    def without_grant(self, message_id: str) -> None: ...
+    def finish(
+        self,
+        message_id: str,
+        status: str,
+        answer: Mapping[str, Any],
+        *,
+        msgid: str | None = None,
+        errcode: int | None = None,
+        give_back: Mapping[str, Any] | None = None,
+    ) -> bool: ...
+    def release(self, message_id: str, give_back: Mapping[str, Any] | None = None) -> bool: ...
 
 
 def _accept_all(template_id: str, data: Mapping[str, str], fit: bool) -> dict[str, str]:
@@ -83,29 +116,58 @@ def _one_time(template_id: str) -> bool:
 
 
 @dataclass
+class _Send:
+    """One send in flight: what is needed to record or undo it."""
+
+    request: SendRequest
+    message: OutgoingMessage
+    message_id: str
+    taken: Taken | None
+
+
+@dataclass
 class SendService:
     api: SubscribeApi
     tokens: TokenProvider
     default_state: str
+    deliveries: Deliveries
     attempts: int = 3
     retry_base_seconds: float = 0.2
     check: DataCheck = _accept_all
     grants: Grants | None = None
     is_long_term: Callable[[str], bool] = _one_time
-    deliveries: Deliveries | None = None
     sleep: Callable[[float], None] = field(default=time.sleep)
+    deadline: Deadline = field(default_factory=Deadline)
+    call_seconds: float = 8.0
+    record_seconds: float = 3.0
 
-    def send(self, request: SendRequest, message_id: str | None = None) -> Outcome:
-        message_id = message_id or new_message_id()
+    def send(self, request: SendRequest, *, key: str | None = None, message_id: str | None = None) -> Outcome:
+        """Sends once per ``key`` (an Idempotency-Key) or ``message_id`` (a campaign's recipient)."""
         try:
             data = self.check(request.template_id, request.data, request.fit)
         except (errors.InvalidData, errors.UnknownTemplate) as refused:
             return Outcome.refused(refused)
-        took = self._take_grant(request)
-        if took is False:
-            return Outcome.refused(
-                errors.NoGrant("the user holds no grant for this template; ask them to subscribe again")
-            )
+        if key:
+            message_id = self.deliveries.bind(key, fingerprint(asdict(request)), new_message_id)
+        message_id = message_id or new_message_id()
+        long_term = self.is_long_term(request.template_id)
+        one_time = self.grants is not None and not long_term
+        earlier = self.deliveries.begin(message_id, request, one_time=one_time)
+        if earlier is not None:
+            return replay(earlier)
+        try:
+            taken = self._take_grant(request, message_id, long_term)
+        except Exception:
+            self.deliveries.release(message_id)
+            raise
+        if taken is None and self.grants is not None:
+            if request.ledger != "ignore":
+                self.deliveries.release(message_id)
+                return Outcome.refused(
+                    errors.NoGrant("the user holds no grant for this template; ask them to subscribe again")
+                )
+            if one_time:
+                self.deliveries.without_grant(message_id)
         message = OutgoingMessage(
             touser=request.openid,
             template_id=request.template_id,
@@ -114,88 +176,145 @@ class SendService:
             lang=request.lang or "zh_CN",
             page=request.page,
         )
-        return self._deliver(request, message, message_id, took)
+        return self._deliver(_Send(request, message, message_id, taken))
 
-    def _take_grant(self, request: SendRequest) -> bool | None:
-        """True: a one-time grant was spent; None: nothing was spent; False: no grant to send on."""
+    def _take_grant(self, request: SendRequest, message_id: str, long_term: bool) -> Taken | None:
         if self.grants is None:
             return None
-        long_term = self.is_long_term(request.template_id)
-        took = self.grants.take(request.openid, request.template_id, long_term=long_term)
-        if took:
-            return None if long_term else True
-        return None if request.ledger == "ignore" else False
+        return self.grants.take(
+            request.openid, request.template_id, long_term=long_term, message_id=message_id
+        )
 
-    def _deliver(
-        self, request: SendRequest, message: OutgoingMessage, message_id: str, took: bool | None
-    ) -> Outcome:
+    def _deliver(self, send: _Send) -> Outcome:
         for attempt in range(1, self.attempts + 1):
-            logger.debug("sending", message_id=message_id, template_id=request.template_id, attempt=attempt)
+            logger.debug(
+                "sending", message_id=send.message_id, template_id=send.request.template_id, attempt=attempt
+            )
             try:
-                msgid = self.tokens.call(lambda token: self.api.send(token, message))
-            except WeChatTimeout:
-                return self._unknown(request, message_id)
+                msgid = self.tokens.call(lambda token: self.api.send(token, send.message), guard=self._guard)
+            except WeChatAmbiguous as exc:
+                return self._unknown(send, exc)
             except WeChatUnreachable as exc:
                 if attempt < self.attempts:
                     self._back_off(attempt)
                     continue
-                self._settle_failure(request, took, None)
+                self._release(send)
                 raise errors.WeChatUnavailable(f"WeChat is unavailable: {exc}") from None
             except WeChatApiError as exc:
                 if exc.kind is ErrorKind.RETRYABLE and attempt < self.attempts:
                     logger.info("WeChat busy; retrying", errcode=exc.errcode, attempt=attempt)
                     self._back_off(attempt)
                     continue
-                return self._refused(request, message_id, took, exc)
+                return self._refused(send, exc)
             except Exception:
-                # the token heal or an AWS call failed before WeChat answered: nothing was spent
-                self._settle_failure(request, took, None)
+                # the deadline, the token heal or an AWS call stopped it before WeChat was asked
+                self._release(send)
                 raise
-            return self._sent(request, message_id, msgid)
+            return self._sent(send, msgid)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _guard(self) -> None:
+        """Refuses to start a WeChat request whose answer could not be recorded in time."""
+        if not self.deadline.allows(self.call_seconds + self.record_seconds):
+            raise errors.DeadlineReached(
+                "too little time was left to call WeChat and record the answer; nothing was sent, try again"
+            )
 
     def _back_off(self, attempt: int) -> None:
         self.sleep(self.retry_base_seconds * (2 ** (attempt - 1)))
 
-    def _sent(self, request: SendRequest, message_id: str, msgid: str) -> Outcome:
+    def _sent(self, send: _Send, msgid: str) -> Outcome:
         metrics.add_metric(name="MessagesSent", unit="Count", value=1)
-        if self.deliveries is not None:
-            self.deliveries.record(message_id, request, "sent", msgid=msgid)
-        return Outcome(200, {"status": "sent", "message_id": message_id, "msgid": msgid})
+        outcome = Outcome(200, {"status": "sent", "message_id": send.message_id, "msgid": msgid or None})
+        if self._persist(
+            lambda: self.deliveries.finish(send.message_id, "sent", outcome.stored(), msgid=msgid)
+        ):
+            return outcome
+        logger.error("a sent message could not be recorded", message_id=send.message_id)
+        return outcome_unknown(send.message_id)
 
-    def _unknown(self, request: SendRequest, message_id: str) -> Outcome:
+    def _unknown(self, send: _Send, exc: WeChatAmbiguous) -> Outcome:
         metrics.add_metric(name="MessagesUnknown", unit="Count", value=1)
-        logger.warning("send timed out after the request went out", message_id=message_id)
-        if self.deliveries is not None:
-            self.deliveries.record(message_id, request, "unknown")
-        error = errors.OutcomeUnknown(
-            "WeChat did not answer in time; the message may or may not have been sent. "
-            "It is recorded as unknown under message_id and settled by WeChat's sent event; "
-            "do not send it again.",
-            message_id=message_id,
+        logger.warning(
+            "WeChat gave no clean answer after the request went out",
+            message_id=send.message_id,
+            reason=str(exc),
         )
-        return Outcome.refused(error)
+        outcome = outcome_unknown(send.message_id)
+        self._persist(lambda: self.deliveries.finish(send.message_id, "unknown", outcome.stored()))
+        return outcome
 
-    def _refused(
-        self, request: SendRequest, message_id: str, took: bool | None, exc: WeChatApiError
-    ) -> Outcome:
-        self._settle_failure(request, took, exc.errcode)
+    def _refused(self, send: _Send, exc: WeChatApiError) -> Outcome:
         error = translate(exc, _STORED)
         metrics.add_metric(name="MessagesRefused", unit="Count", value=1)
         if error.status not in (409, 422):
+            self._release(send)
             raise error
-        if self.deliveries is not None:
-            self.deliveries.record(message_id, request, "failed", errcode=exc.errcode)
-        return Outcome.refused(error)
+        outcome = Outcome.refused(error)
+        give_back = self._give_back(send)
+        if exc.errcode == 43101:
+            give_back = None
+            grants, taken = self.grants, send.taken
+            if grants is not None and taken is not None:
+                self._persist(lambda: grants.exhaust(send.request.openid, send.request.template_id, taken))
+        self._persist(
+            lambda: self.deliveries.finish(
+                send.message_id, "failed", outcome.stored(), errcode=exc.errcode, give_back=give_back
+            )
+        )
+        return outcome
 
-    def _settle_failure(self, request: SendRequest, took: bool | None, errcode: int | None) -> None:
-        """Every non-zero errcode except 43101 spent nothing: give the grant back."""
-        if self.grants is None:
-            return
-        if errcode == 43101:
-            self.grants.exhaust(request.openid, request.template_id)
-        elif took:
-            self.grants.restore(request.openid, request.template_id)
+    def _give_back(self, send: _Send) -> dict[str, Any] | None:
+        if self.grants is None or send.taken is None or not send.taken.spent:
+            return None
+        return self.grants.give_back(send.request.openid, send.request.template_id)
+
+    def _release(self, send: _Send) -> None:
+        """Nothing went out: the record goes and the grant returns, in one transaction.
+
+        If that fails too, the record stays ``sending`` with its grant marked, and the sweep
+        gives the grant back later.
+        """
+        if not self._persist(lambda: self.deliveries.release(send.message_id, self._give_back(send))):
+            logger.error("an unsent message could not be released", message_id=send.message_id)
+
+    def _persist(self, step: Callable[[], object]) -> bool:
+        """Runs a write, retrying while the invocation has time for it; False when it never landed."""
+        for attempt in range(1, PERSIST_ATTEMPTS + 1):
+            try:
+                step()
+            except Exception as exc:  # any AWS failure: retry, then report
+                logger.warning("recording a send failed", error=type(exc).__name__, attempt=attempt)
+                if attempt == PERSIST_ATTEMPTS or not self.deadline.allows(self.record_seconds):
+                    return False
+                self._back_off(attempt)
+                continue
+            return True
+        return False
+
+
+def outcome_unknown(message_id: str) -> Outcome:
+    return Outcome.refused(
+        errors.OutcomeUnknown(
+            "WeChat gave no clean answer; the message may or may not have been sent. It is recorded "
+            "under message_id and settled by WeChat's sent event; do not send it again.",
+            message_id=message_id,
+        )
+    )
+
+
+def replay(earlier: Delivery) -> Outcome:
+    """What a retry of a send that already has a record answers, without calling WeChat."""
+    if earlier.answer is not None:
+        return Outcome(int(earlier.answer["status"]), dict(earlier.answer["body"]))
+    if earlier.status == "sending":
+        raise errors.SendInProgress(
+            "an earlier attempt of this send is still running; its outcome will be recorded under message_id",
+            message_id=earlier.message_id,
+        )
+    if earlier.msgid:  # settled by WeChat's sent event after its writer stopped
+        return Outcome(200, {"status": "sent", "message_id": earlier.message_id, "msgid": earlier.msgid})
+    return outcome_unknown(earlier.message_id)
 
 
 def new_message_id() -> str:

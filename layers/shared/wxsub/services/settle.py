@@ -1,59 +1,72 @@
-"""Settle sends whose outcome stayed unknown: no sent event came within the window.
+"""Settle sends whose outcome stayed open: no sent event came within the window.
 
-A timed-out send keeps its one-time grant consumed until WeChat's sent event says what
+A send left ``unknown`` (no clean answer) or ``sending`` (its function stopped after the
+write-ahead record) keeps its one-time grant consumed until WeChat's sent event says what
 happened (DESIGN.md, send rules). When no event comes, the send most likely never reached the
 user (WeChat pushes a sent event for every message it accepted), so the delivery becomes
-``failed`` with the reason ``no_sent_event`` and the grant is given back. If the push was only
-lost, that over-counts by one, which the next send heals (43101 sets the grant to 0); keeping
-it consumed would lose a message the user asked for.
+``failed`` with the reason ``no_sent_event`` and the grant is given back in the same transaction.
+If the push was only lost, that over-counts by one, which the next send heals (43101 sets the
+grant to 0); keeping it consumed would lose a message the user asked for.
+
+The sweep reads the sparse index of unsettled sends, oldest first, and stops while the
+invocation still has time: what it leaves is the oldest work of the next run.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
+from wxsub.deadline import Deadline
 from wxsub.observability import logger, metrics
+from wxsub.stores.deliveries import ONE_TIME_GRANT, Delivery
 
 NO_SENT_EVENT = "no_sent_event"
 SETTLE_WINDOW_SECONDS = 600
+STOP_MARGIN_SECONDS = 10.0
 
 
-class UnknownDeliveries(Protocol):
-    def settle_expired_unknown(self, older_than: int) -> list[Any]: ...
-    def give_up(self, message_id: str, reason: str) -> bool: ...
+class UnsettledDeliveries(Protocol):
+    def unsettled(self, older_than: int) -> Iterator[Delivery]: ...
+    def retry_match(self, delivery: Delivery) -> bool: ...
+    def give_up(self, message_id: str, reason: str, give_back: Mapping[str, Any] | None = None) -> bool: ...
 
 
-class Restorer(Protocol):
-    def restore(self, openid: str, template_id: str) -> None: ...
+class GrantReturns(Protocol):
+    def give_back(self, openid: str, template_id: str) -> dict[str, Any]: ...
 
 
 class SettleUnknown:
     def __init__(
         self,
-        deliveries: UnknownDeliveries,
-        grants: Restorer,
-        is_long_term: Callable[[str], bool],
+        deliveries: UnsettledDeliveries,
+        grants: GrantReturns,
         window_seconds: int = SETTLE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
+        deadline: Deadline | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._grants = grants
-        self._is_long_term = is_long_term
         self._window = window_seconds
         self._clock = clock
+        self._deadline = deadline or Deadline()
 
     def run(self) -> int:
-        """Gives up on every unknown delivery older than the window; returns how many."""
+        """Gives up on every open send older than the window that no event settles; returns how many."""
         given_up = 0
-        for delivery in self._deliveries.settle_expired_unknown(int(self._clock()) - self._window):
-            if not self._deliveries.give_up(delivery.message_id, NO_SENT_EVENT):
+        for delivery in self._deliveries.unsettled(int(self._clock()) - self._window):
+            if not self._deadline.allows(STOP_MARGIN_SECONDS):
+                logger.info("sweep stopped before the function's timeout; the next run goes on")
+                break
+            if self._deliveries.retry_match(delivery):
                 continue
-            if not self._is_long_term(delivery.template_id):
-                self._grants.restore(delivery.openid, delivery.template_id)
-            given_up += 1
+            give_back = None
+            if delivery.grant == ONE_TIME_GRANT:
+                give_back = self._grants.give_back(delivery.openid, delivery.template_id)
+            if self._deliveries.give_up(delivery.message_id, NO_SENT_EVENT, give_back):
+                given_up += 1
         if given_up:
-            logger.info("unknown sends settled without a sent event", count=given_up)
+            logger.info("open sends settled without a sent event", count=given_up)
             metrics.add_metric(name="UnknownSendsGivenUp", unit="Count", value=given_up)
         return given_up

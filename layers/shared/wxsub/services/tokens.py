@@ -71,30 +71,38 @@ class TokenProvider:
         self._state = state
         self._sleep = sleep
 
-    def call(self, fn: Callable[[str], T]) -> T:
-        token = self._current()
+    def call(self, fn: Callable[[str], T], guard: Callable[[], None] = lambda: None) -> T:
+        """``fn(token)``, healed once on a token error.
+
+        ``guard`` runs before every WeChat request this makes (``fn`` and a refresh) and may raise
+        to stop it, e.g. when the invocation has too little time left to see the answer.
+        """
+        token = self._current(guard)
+        guard()
         try:
             return fn(token.access_token)
         except WeChatApiError as exc:
             if exc.kind is not ErrorKind.TOKEN:
                 raise
             logger.warning("access token refused; healing", errcode=exc.errcode)
-        healed = self._heal(token)
+        healed = self._heal(token, guard)
+        guard()
         return fn(healed.access_token)
 
-    def _current(self) -> StoredToken:
+    def _current(self, guard: Callable[[], None]) -> StoredToken:
         token = self._store.get()
         if token is None:
-            token = self._refresh_single_flight(failing=None)
+            token = self._refresh_single_flight(None, guard)
         return token
 
-    def _heal(self, failing: StoredToken) -> StoredToken:
+    def _heal(self, failing: StoredToken, guard: Callable[[], None]) -> StoredToken:
         reread = self._store.get(force=True)
         if reread is not None and reread.access_token != failing.access_token:
             return reread
-        return self._refresh_single_flight(failing=failing.access_token)
+        return self._refresh_single_flight(failing.access_token, guard)
 
-    def _refresh_single_flight(self, failing: str | None) -> StoredToken:
+    def _refresh_single_flight(self, failing: str | None, guard: Callable[[], None]) -> StoredToken:
+        guard()
         if self._state.acquire(LEASE_NAME, LEASE_SECONDS):
             try:
                 self._refresher.refresh()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wxsub import errors
-from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError, WeChatTimeout, WeChatUnreachable
+from wxsub.wechat.client import ErrorKind, WeChatAmbiguous, WeChatApiError, WeChatError, WeChatUnreachable
 
 
 def translate(
@@ -14,8 +14,8 @@ def translate(
     """The product error for a WeChat failure; ``specific`` maps the codes a use case names."""
     if isinstance(exc, WeChatApiError):
         return _from_errcode(exc, specific or {})
-    if isinstance(exc, WeChatTimeout):
-        return errors.WeChatUnavailable("WeChat did not answer in time; try again")
+    if isinstance(exc, WeChatAmbiguous):
+        return errors.WeChatUnavailable(f"WeChat gave no usable answer ({exc}); try again")
     if isinstance(exc, WeChatUnreachable):
         return errors.WeChatUnavailable(f"WeChat is unavailable: {exc}")
     return errors.WeChatUnavailable("WeChat is unavailable")

@@ -1,45 +1,67 @@
-"""Deliveries: one item per send, keyed by our ``message_id``, settled by WeChat's sent events.
+"""Deliveries: one item per send, keyed by our ``message_id``, written before WeChat is called.
 
-A delivery is ``sent`` (WeChat answered with a msgid), ``unknown`` (the call timed out after
-the request went out), ``failed`` (refused, or a failed sent event) or ``delivered``. It keeps a
+A send's life: ``begin`` writes it as ``sending`` with a conditional put, stamped before the call
+(the write-ahead record: an attempt that finds it never calls WeChat again); then ``finish``
+makes it ``sent`` (WeChat answered with a msgid), ``failed`` (refused) or ``unknown`` (the request
+went out and no clean answer came back), or ``release`` deletes it when nothing went out. WeChat's
+sent event later makes a ``sent`` or ``unknown`` one ``delivered`` or ``failed``. Each keeps a
 summary of the request (openid, template, page, state, lang, the data keys but never their
-values) and expires after ``ttl_seconds``.
+values), the answer the caller got, and expires after ``ttl_seconds``.
+
+Unsettled sends (``sending`` and ``unknown``) carry an ``unsettled`` shard name, which puts them in
+the sparse ``by_unsettled`` index (shard → ``created_at``); settling removes it. The sweep queries
+that index for old ones instead of scanning the table, so its cost follows the unsettled sends,
+never the table's size. Sixteen shards keep the index's writes off a single partition.
 
 A sent event names a msgid. Beside each delivery with a msgid sits a small rendezvous item,
-``msgid#<msgid>``, that both sides write to: ``record`` puts the owning ``message_id`` there,
-an event that finds no owner parks itself there (``status = pending``, one day). Whichever
-comes second sees the other, because DynamoDB applies the two updates to that item one after
-the other; so matching a msgid never depends on a GSI having caught up.
+``msgid#<msgid>``, that both sides write to: ``finish`` puts the owning ``message_id`` there, an
+event that finds no owner parks itself there (``status = pending``, one day). Whichever comes
+second sees the other, because DynamoDB applies the two updates to that item one after the other;
+so matching a msgid never depends on a GSI having caught up.
 
-An event whose msgid nobody recorded settles the oldest ``unknown`` delivery for the same
-openid and template within the settle window. Those are found through the ``by_recipient``
-GSI, which is eventually consistent: an event and an ``unknown`` written within the same
-instant can miss each other, and both wait for ``settle_expired_unknown`` to try again. The
-settling itself is one transaction (the delivery must still be ``unknown``, the event must
-still be parked), so one event never settles two deliveries and one delivery never takes two
-events.
+An event whose msgid nobody recorded settles the oldest ``unknown`` delivery for the same openid
+and template created before it (``skew_seconds`` of clock difference allowed) and at most the
+settle window earlier: a send written after the event cannot be what the event reports. Those are
+found through the ``by_recipient`` GSI, which is eventually consistent: an event and an
+``unknown`` written within the same instant can miss each other, and both wait for the sweep to
+try again. The settling itself is one transaction (the delivery must still be ``unknown``, the
+event must still be parked), so one event never settles two deliveries and one delivery never
+takes two events.
 
-The rule is WeChat's own ambiguity made explicit: an event that arrives before its msgid is
-stored (milliseconds after the answer) while another send to the same user and template is
-``unknown`` settles that one.
+An Idempotency-Key is bound to one ``message_id`` for a day by a ``key#<sha256>`` item holding a
+fingerprint of the request, so a retry finds the first attempt's record whatever happened to the
+idempotency layer's own record.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-SENT, DELIVERED, FAILED, UNKNOWN, PENDING = "sent", "delivered", "failed", "unknown", "pending"
+from wxsub import errors
+
+SENDING, SENT, DELIVERED, FAILED = "sending", "sent", "delivered", "failed"
+UNKNOWN, PENDING = "unknown", "pending"
 PENDING_TTL_SECONDS = 86400
+KEY_BINDING_SECONDS = 86400
 TRANSACTION_ATTEMPTS = 3
+UNSETTLED_SHARDS = 16
+SKEW_SECONDS = 60
+ONE_TIME_GRANT = "one_time"
 _UNPARK = "REMOVE event, #s, recipient, created_at"
-_SETTLE = "SET #s = :final, msgid = :msgid, errcode = :code, error_status = :es, updated_at = :now"
-_DETAILS = frozenset({"msgid", "errcode"})
+_SETTLE = (
+    "SET #s = :final, msgid = :msgid, errcode = :code, error_status = :es, updated_at = :now REMOVE unsettled"
+)
 
 Pairing = Literal["paired", "delivery_taken", "event_taken", "busy"]
 
@@ -55,6 +77,8 @@ class Delivery:
     error_status: str | None
     created_at: int
     updated_at: int
+    answer: dict[str, Any] | None = None
+    grant: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,33 +136,163 @@ class Deliveries:
         ttl_seconds: int = 30 * 86400,
         settle_window_seconds: int = 600,
         clock: Callable[[], float] = time.time,
+        skew_seconds: int = SKEW_SECONDS,
     ) -> None:
         self._table = table
         self._client = table.meta.client  # a resource's client: it takes and gives plain Python values
         self._ttl = ttl_seconds
         self._window = settle_window_seconds
+        self._skew = skew_seconds
         self._clock = clock
 
-    def record(self, message_id: str, request: Any, status: str, **details: Any) -> None:
-        """Stores one send; ``details`` may carry WeChat's ``msgid`` and a refusal's ``errcode``.
+    # -- the write-ahead record -------------------------------------------------------------
 
-        ``request`` needs ``openid``, ``template_id`` and ``data``; ``page``,
-        ``miniprogram_state`` and ``lang`` are kept when present. A sent event that arrived
-        earlier is applied before this returns.
+    def bind(self, key: str, fingerprint: str, new_id: Callable[[], str]) -> str:
+        """The message_id of an Idempotency-Key: the one bound within a day, else a new one.
+
+        Raises ``IdempotencyKeyReused`` when the key was bound to a request with another fingerprint.
         """
-        unexpected = set(details) - _DETAILS
-        if unexpected:
-            raise TypeError(f"unexpected delivery details: {sorted(unexpected)}")
-        item = self._summary(message_id, request, status, details)
-        self._table.put_item(Item=item)
-        if status == SENT and item.get("msgid"):
-            self._claim_msgid(message_id, item["msgid"], item["expires_at"])
+        pk = _key_item(key)
+        now = int(self._clock())
+        message_id = new_id()
+        try:
+            self._table.put_item(
+                Item={
+                    "message_id": pk,
+                    "kind": "key",
+                    "delivery": message_id,
+                    "fingerprint": fingerprint,
+                    "expires_at": now + KEY_BINDING_SECONDS,
+                },
+                ConditionExpression="attribute_not_exists(message_id) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            bound = self._item(pk) or {}
+            if bound.get("fingerprint") != fingerprint:
+                raise errors.IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different request body"
+                ) from None
+            return str(bound["delivery"])
+        return message_id
+
+    def bound(self, key: str) -> str | None:
+        """The message_id an Idempotency-Key is bound to now, if any."""
+        item = self._item(_key_item(key))
+        if item is None or int(item.get("expires_at", 0)) <= int(self._clock()):
+            return None
+        return str(item["delivery"])
+
+    def begin(self, message_id: str, request: Any, *, one_time: bool) -> Delivery | None:
+        """Writes the ``sending`` record; None when this call wrote it, else the record found.
+
+        ``one_time`` says a one-time grant is about to be taken for it, so whoever settles the
+        record without an answer gives the grant back. The put carries a token of its own: a put
+        that botocore retried after a lost answer recognises its own record.
+        """
+        attempt = secrets.token_hex(8)
+        item = self._summary(message_id, request, attempt, one_time)
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(message_id)")
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            found = self._item(message_id)
+            if found is None:  # released between the put and the read: that attempt sent nothing
+                return self.begin(message_id, request, one_time=one_time)
+            return None if found.get("attempt") == attempt else _delivery(found)
+        return None
+
+    def without_grant(self, message_id: str) -> None:
+        """The send goes ahead without a one-time grant (``ledger: ignore``): nothing to give back."""
+        self._table.update_item(
+            Key={"message_id": message_id},
+            UpdateExpression="REMOVE #g",
+            ExpressionAttributeNames={"#g": "grant"},
+        )
+
+    def finish(
+        self,
+        message_id: str,
+        status: str,
+        answer: Mapping[str, Any],
+        *,
+        msgid: str | None = None,
+        errcode: int | None = None,
+        give_back: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """``sending`` → ``status`` with the caller's answer; False when it was no longer sending.
+
+        ``unknown`` stays in the unsettled index. ``give_back`` (a grant update from the ledger) is
+        applied in the same transaction, so a refused send's grant returns exactly once.
+        A sent event parked before this is applied before it returns.
+        """
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":status": status,
+            ":answer": _storable(answer),
+            ":now": int(self._clock()),
+            ":sending": SENDING,
+        }
+        sets = ["#s = :status", "answer = :answer", "updated_at = :now"]
+        if msgid:
+            sets.append("msgid = :msgid")
+            values[":msgid"] = msgid
+        if errcode is not None:
+            sets.append("errcode = :errcode")
+            values[":errcode"] = errcode
+        removes = []
+        if status != UNKNOWN:  # an unknown send keeps its grant until the sweep or an event settles it
+            names["#g"] = "grant"
+            removes = ["#g", "unsettled"]
+        update = {
+            "Key": {"message_id": message_id},
+            "UpdateExpression": f"SET {', '.join(sets)}"
+            + (f" REMOVE {', '.join(removes)}" if removes else ""),
+            "ConditionExpression": "#s = :sending",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if not self._update_with(update, give_back):
+            return False
+        if status == SENT and msgid:
+            self._claim_msgid(message_id, msgid, int(self._clock()) + self._ttl)
         elif status == UNKNOWN:
-            self._match_parked(item)
+            item = self._item(message_id)
+            if item is not None:
+                self._match_parked(item)
+        return True
+
+    def release(self, message_id: str, give_back: Mapping[str, Any] | None = None) -> bool:
+        """Deletes a ``sending`` record that provably never reached WeChat, giving the grant back.
+
+        False when the record was no longer ``sending``.
+        """
+        delete = {
+            "Key": {"message_id": message_id},
+            "ConditionExpression": "#s = :sending",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":sending": SENDING},
+        }
+        if give_back is None:
+            try:
+                self._table.delete_item(**delete)
+            except ClientError as exc:
+                if _conditional_failure(exc):
+                    return False
+                raise
+            return True
+        return self._transact_first({"Delete": {"TableName": self._table.name, **delete}}, give_back)
+
+    # -- reading ------------------------------------------------------------------------------
 
     def get(self, message_id: str) -> Delivery | None:
         item = self._item(message_id)
         return _delivery(item) if item and "kind" not in item else None
+
+    # -- sent events -------------------------------------------------------------------------
 
     def apply_sent_event(
         self, *, openid: str, template_id: str, msgid: str, error_code: int, error_status: str, at: int
@@ -155,7 +309,9 @@ class Deliveries:
         if recorded is not None:
             self._claim_msgid(str(recorded["message_id"]), event.msgid, int(recorded["expires_at"]))
             return self.get(str(recorded["message_id"]))
-        for candidate in self._recipient_items(openid, template_id, event.at, UNKNOWN):
+        for candidate in self._recipient_items(
+            openid, template_id, UNKNOWN, since=event.at - self._window, until=event.at + self._skew
+        ):
             pairing = self._pair(str(candidate["message_id"]), event)
             if pairing == "paired":
                 return self.get(str(candidate["message_id"]))
@@ -163,45 +319,115 @@ class Deliveries:
                 return self._owner_of(event.msgid)
         return None
 
-    def settle_expired_unknown(self, older_than: int) -> list[Delivery]:
-        """Unknown deliveries created before ``older_than`` that still have no event.
+    # -- the sweep ---------------------------------------------------------------------------
 
-        Each gets one more try against parked events first (the GSI has caught up by now).
-        What the rest mean is the caller's policy: no event may mean WeChat never took the
-        request, or that its push was lost. This scans the table: meant for an occasional sweep.
+    def unsettled(self, older_than: int) -> Iterator[Delivery]:
+        """``sending`` and ``unknown`` deliveries created before ``older_than``, oldest first per shard.
+
+        Reads the sparse ``by_unsettled`` index page by page, so a caller may stop at any point
+        and the next sweep starts again from the oldest that are left.
         """
-        still: list[Delivery] = []
-        for item in self._scan(Attr("status").eq(UNKNOWN) & Attr("created_at").lt(older_than)):
-            if not self._match_parked(item):
-                still.append(_delivery(item))
-        return still
+        for shard in range(UNSETTLED_SHARDS):
+            kwargs: dict[str, Any] = {
+                "IndexName": "by_unsettled",
+                "KeyConditionExpression": Key("unsettled").eq(_shard_name(shard))
+                & Key("created_at").lt(older_than),
+            }
+            while True:
+                page = self._table.query(**kwargs)
+                for item in page.get("Items", []):
+                    if item.get("status") in (SENDING, UNKNOWN):
+                        yield _delivery(item)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def give_up(self, message_id: str, reason: str) -> bool:
-        """``unknown`` → ``failed`` with ``reason``; False when an event settled it meanwhile."""
+    def retry_match(self, delivery: Delivery) -> bool:
+        """One more try against parked events for an old unsettled send; True once it is settled.
+
+        A ``sending`` record this old lost its writer (the function stopped after writing it), so
+        it is turned ``unknown`` first: from here it is settled like any send without an answer.
+        """
+        if delivery.status == SENDING and not self._abandon(delivery.message_id):
+            return True
+        item = self._item(delivery.message_id)
+        if item is None or item.get("status") != UNKNOWN:
+            return True
+        return self._match_parked(item)
+
+    def give_up(self, message_id: str, reason: str, give_back: Mapping[str, Any] | None = None) -> bool:
+        """``unknown`` → ``failed`` with ``reason`` (and the grant back); False when settled meanwhile."""
+        update = {
+            "Key": {"message_id": message_id},
+            "UpdateExpression": "SET #s = :failed, error_status = :reason, updated_at = :now "
+            "REMOVE unsettled, #g",
+            "ConditionExpression": "#s = :unknown",
+            "ExpressionAttributeNames": {"#s": "status", "#g": "grant"},
+            "ExpressionAttributeValues": {
+                ":failed": FAILED,
+                ":reason": reason,
+                ":now": int(self._clock()),
+                ":unknown": UNKNOWN,
+            },
+        }
+        return self._update_with(update, give_back)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _abandon(self, message_id: str) -> bool:
+        """``sending`` → ``unknown``; False when the record is no longer ``sending``."""
         try:
             self._table.update_item(
                 Key={"message_id": message_id},
-                UpdateExpression="SET #s = :failed, error_status = :reason, updated_at = :now",
-                ConditionExpression="#s = :unknown",
+                UpdateExpression="SET #s = :unknown, updated_at = :now",
+                ConditionExpression="#s = :sending",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":failed": FAILED,
-                    ":reason": reason,
-                    ":now": int(self._clock()),
                     ":unknown": UNKNOWN,
+                    ":sending": SENDING,
+                    ":now": int(self._clock()),
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _conditional_failure(exc):
                 return False
             raise
         return True
 
-    def _summary(self, message_id: str, request: Any, status: str, details: dict[str, Any]) -> dict[str, Any]:
+    def _update_with(self, update: dict[str, Any], give_back: Mapping[str, Any] | None) -> bool:
+        """One conditional update of a delivery, with a grant update in the same transaction."""
+        if give_back is None:
+            try:
+                self._table.update_item(**update)
+            except ClientError as exc:
+                if _conditional_failure(exc):
+                    return False
+                raise
+            return True
+        return self._transact_first({"Update": {"TableName": self._table.name, **update}}, give_back)
+
+    def _transact_first(self, first: dict[str, Any], give_back: Mapping[str, Any]) -> bool:
+        """Runs ``first`` and ``give_back`` together; False when ``first``'s condition failed."""
+        for _ in range(TRANSACTION_ATTEMPTS):
+            try:
+                self._client.transact_write_items(TransactItems=[first, {"Update": dict(give_back)}])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons[:1] == ["ConditionalCheckFailed"]:
+                    return False
+                continue
+            return True
+        raise RuntimeError(f"delivery {first} kept colliding with other transactions")
+
+    def _summary(self, message_id: str, request: Any, attempt: str, one_time: bool) -> dict[str, Any]:
         now = int(self._clock())
         item: dict[str, Any] = {
             "message_id": message_id,
-            "status": status,
+            "status": SENDING,
+            "attempt": attempt,
+            "unsettled": _shard_name(zlib.crc32(message_id.encode()) % UNSETTLED_SHARDS),
             "openid": request.openid,
             "template_id": request.template_id,
             "recipient": _recipient(request.openid, request.template_id),
@@ -210,12 +436,12 @@ class Deliveries:
             "updated_at": now,
             "expires_at": now + self._ttl,
         }
+        if one_time:
+            item["grant"] = ONE_TIME_GRANT
         optional = {
             "page": getattr(request, "page", None),
             "state": getattr(request, "miniprogram_state", None),
             "lang": getattr(request, "lang", None),
-            "msgid": None if details.get("msgid") is None else str(details["msgid"]),
-            "errcode": None if details.get("errcode") is None else int(details["errcode"]),
         }
         item.update({name: value for name, value in optional.items() if value is not None})
         return item
@@ -254,16 +480,22 @@ class Deliveries:
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not _conditional_failure(exc):
                 raise
             return str((self._item(_rendezvous(event.msgid)) or {})["delivery"])
         return None
 
     def _match_parked(self, unknown: dict[str, Any]) -> bool:
-        """Gives an ``unknown`` delivery the oldest parked event of its recipient; True once settled."""
+        """Gives an ``unknown`` delivery the oldest parked event of its recipient; True once settled.
+
+        Only events from after the send was written (less the allowed skew) can report it.
+        """
         message_id = str(unknown["message_id"])
         openid, template_id = str(unknown["openid"]), str(unknown["template_id"])
-        for parked in self._recipient_items(openid, template_id, int(unknown["created_at"]), PENDING):
+        created = int(unknown["created_at"])
+        for parked in self._recipient_items(
+            openid, template_id, PENDING, since=created - self._skew, until=created + self._window
+        ):
             pairing = self._pair(message_id, SentEvent.from_item(parked["event"]))
             if pairing in ("paired", "delivery_taken"):
                 return True
@@ -328,7 +560,7 @@ class Deliveries:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not _conditional_failure(exc):
                 raise
             return self.get(message_id)
         return _delivery(answer["Attributes"])
@@ -347,13 +579,13 @@ class Deliveries:
         return None if item is None else dict(item)
 
     def _recipient_items(
-        self, openid: str, template_id: str, around: int, status: str
+        self, openid: str, template_id: str, status: str, *, since: int, until: int
     ) -> Iterator[dict[str, Any]]:
-        """Items of one recipient with ``status``, created within the window of ``around``, oldest first."""
+        """Items of one recipient with ``status``, created between ``since`` and ``until``, oldest first."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_recipient",
             "KeyConditionExpression": Key("recipient").eq(_recipient(openid, template_id))
-            & Key("created_at").between(around - self._window, around + self._window),
+            & Key("created_at").between(since, until),
             "FilterExpression": Attr("status").eq(status),
         }
         while True:
@@ -363,14 +595,19 @@ class Deliveries:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _scan(self, condition: Any) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"FilterExpression": condition}
-        while True:
-            page = self._table.scan(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+def fingerprint(request: Mapping[str, Any]) -> str:
+    """A stable digest of a request, to tell a retry from another request under the same key."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _key_item(key: str) -> str:
+    return "key#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _shard_name(shard: int) -> str:
+    return f"u{shard:x}"
 
 
 def _recipient(openid: str, template_id: str) -> str:
@@ -379,6 +616,10 @@ def _recipient(openid: str, template_id: str) -> str:
 
 def _rendezvous(msgid: str) -> str:
     return f"msgid#{msgid}"
+
+
+def _conditional_failure(exc: ClientError) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 def _outcome_values(event: SentEvent, now: int) -> dict[str, Any]:
@@ -396,6 +637,7 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _delivery(item: dict[str, Any]) -> Delivery:
+    answer = item.get("answer")
     return Delivery(
         message_id=str(item["message_id"]),
         status=str(item["status"]),
@@ -406,4 +648,23 @@ def _delivery(item: dict[str, Any]) -> Delivery:
         error_status=item.get("error_status"),
         created_at=int(item["created_at"]),
         updated_at=int(item["updated_at"]),
+        answer=_plain(answer) if isinstance(answer, dict) else None,
+        grant=item.get("grant"),
     )
+
+
+def _storable(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer as DynamoDB takes it: floats become Decimals."""
+    stored: dict[str, Any] = json.loads(json.dumps(dict(answer)), parse_float=Decimal)
+    return stored
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to ints and floats, so a stored answer reads as it was written."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
@@ -53,6 +53,14 @@ class Grant:
             "last_status": self.last_status,
             "updated_at": self.updated_at,
         }
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A grant a send may go ahead on: the item's ``version`` then, and whether one was spent."""
+
+    version: int
+    spent: bool
 
 
 class LedgerContention(RuntimeError):
@@ -102,44 +110,73 @@ class GrantLedger:
         reset = {"one_time": 0, "long_term": False, "unpaired_push": [], "unpaired_report": []}
         return self._apply(openid, template_id, lambda item: _Change(assign=reset, status="reject", at=at))
 
-    def take(self, openid: str, template_id: str, *, long_term: bool) -> bool:
-        """Spends one grant with a single conditional update; False when there is none.
+    def take(self, openid: str, template_id: str, *, long_term: bool, message_id: str = "") -> Taken | None:
+        """Spends one grant with a single conditional update; None when there is none.
 
         For a long-term template nothing is spent: the grant holds while ``long_term`` is on, or
         while one-time grants remain (accepts counted before the template was known to be
-        long-term are still the user's consent).
+        long-term are still the user's consent). The answer carries the ``version`` the item had,
+        so a 43101 can later zero the grant only if no accept arrived since. ``message_id``
+        makes the update safe to repeat: an SDK retry of a take whose answer was lost finds its
+        own mark and spends nothing more.
         """
         if long_term:
-            grant = self.get(openid, template_id)
-            return grant.long_term or grant.one_time > 0
+            item = self._table.get_item(Key=_key(openid, template_id), ConsistentRead=True).get("Item")
+            grant = _grant(item) if item else Grant(openid, template_id)
+            if grant.long_term or grant.one_time > 0:
+                return Taken(version=int((item or {}).get("version", 0)), spent=False)
+            return None
+        try:
+            answer = self._table.update_item(
+                Key=_key(openid, template_id),
+                UpdateExpression="SET one_time = one_time - :one, last_take = :mid",
+                ConditionExpression=(
+                    "one_time > :zero AND (attribute_not_exists(last_take) OR last_take <> :mid)"
+                ),
+                ExpressionAttributeValues={":one": 1, ":zero": 0, ":mid": message_id or "-"},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            old: dict[str, Any] = cast(dict[str, Any], exc.response).get("Item") or {}
+            if message_id and _plain_value(old.get("last_take")) == message_id:
+                return Taken(version=int(_plain_value(old.get("version")) or 0), spent=True)
+            return None
+        return Taken(version=int(answer["Attributes"].get("version", 0)), spent=True)
+
+    def give_back(self, openid: str, template_id: str) -> dict[str, Any]:
+        """The update that returns one spent grant, for a transaction with the send's record."""
+        return {
+            "TableName": self._table.name,
+            "Key": _key(openid, template_id),
+            "UpdateExpression": "ADD one_time :one",
+            "ExpressionAttributeValues": {":one": 1},
+        }
+
+    def exhaust(self, openid: str, template_id: str, seen: Taken) -> bool:
+        """WeChat answered 43101: the user holds no grant, unless they accepted again since ``seen``.
+
+        Every event moves ``version`` and ``take`` does not, so an unchanged version proves no
+        accept was counted while the send was in flight. False when one was: it stays counted.
+        """
+        condition = "version = :seen" if seen.version else "attribute_not_exists(version)"
+        values: dict[str, Any] = {":zero": 0, ":off": False}
+        if seen.version:
+            values[":seen"] = seen.version
         try:
             self._table.update_item(
                 Key=_key(openid, template_id),
-                UpdateExpression="SET one_time = one_time - :one",
-                ConditionExpression="one_time > :zero",
-                ExpressionAttributeValues={":one": 1, ":zero": 0},
+                UpdateExpression="SET one_time = :zero, long_term = :off",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _conditional_failure(exc):
                 return False
             raise
         return True
-
-    def restore(self, openid: str, template_id: str) -> None:
-        """Gives back a grant that a send took but did not spend."""
-        self._table.update_item(
-            Key=_key(openid, template_id),
-            UpdateExpression="ADD one_time :one",
-            ExpressionAttributeValues={":one": 1},
-        )
-
-    def exhaust(self, openid: str, template_id: str) -> None:
-        """WeChat answered 43101: whatever the ledger believed, the user holds no grant."""
-        self._table.update_item(
-            Key=_key(openid, template_id),
-            UpdateExpression="SET one_time = :zero, long_term = :off",
-            ExpressionAttributeValues={":zero": 0, ":off": False},
-        )
 
     def get(self, openid: str, template_id: str) -> Grant:
         """The grant as it stands; a pair never seen reads as no grant."""
@@ -249,6 +286,14 @@ class GrantLedger:
 
 def _key(openid: str, template_id: str) -> dict[str, str]:
     return {"openid": openid, "template_id": template_id}
+
+
+def _plain_value(value: Any) -> Any:
+    """A low-level DynamoDB attribute (``{"S": ...}``, ``{"N": ...}``) as a Python value."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind, raw = next(iter(value.items()))
+        return int(raw) if kind == "N" else raw
+    return value
 
 
 def _conditional_failure(exc: ClientError) -> bool:

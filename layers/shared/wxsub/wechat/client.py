@@ -56,11 +56,15 @@ class WeChatApiError(WeChatError):
 
 
 class WeChatUnreachable(WeChatError):
-    """The request never reached WeChat (connect failure) or WeChat answered with no usable body."""
+    """The request was never written: connect failure, connect or pool timeout. Safe to retry."""
 
 
-class WeChatTimeout(WeChatError):
-    """The request went out but no answer came: WeChat may or may not have acted on it."""
+class WeChatAmbiguous(WeChatError):
+    """The request went out but no clean answer came back: WeChat may or may not have acted on it.
+
+    A read timeout, a reset, an error page from a proxy, a cut-off or unreadable body all land
+    here. Whoever sent a non-idempotent request (a send, a code exchange) must not repeat it.
+    """
 
 
 class WeChatTransport:
@@ -93,25 +97,29 @@ class WeChatTransport:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise WeChatUnreachable(f"cannot connect to WeChat ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise WeChatTimeout(f"no answer from WeChat ({type(exc).__name__})") from None
+            raise WeChatAmbiguous(f"no complete answer from WeChat ({type(exc).__name__})") from None
         return check(response)
 
 
 def check(response: httpx.Response) -> dict[str, Any]:
-    """The single errcode check: returns the body of a success, raises for anything else."""
+    """The single errcode check: returns the body of a success, raises for anything else.
+
+    Every answer that is not a clean WeChat body arrived after the request went out, so it is
+    ambiguous (an HTTP 502 page from a proxy may follow a delivered send).
+    """
     if response.status_code != 200:
-        raise WeChatUnreachable(f"WeChat answered HTTP {response.status_code}")
+        raise WeChatAmbiguous(f"WeChat answered HTTP {response.status_code}")
     try:
         body = json.loads(response.content)
     except ValueError:
-        raise WeChatUnreachable("WeChat answered with a body that is not JSON") from None
+        raise WeChatAmbiguous("WeChat answered with a body that is not JSON") from None
     if not isinstance(body, dict):
-        raise WeChatUnreachable("WeChat answered with JSON that is not an object")
+        raise WeChatAmbiguous("WeChat answered with JSON that is not an object")
     errcode = body.get("errcode", 0)
     try:
         errcode = int(errcode)
     except (TypeError, ValueError):
-        raise WeChatUnreachable("WeChat answered with a malformed errcode") from None
+        raise WeChatAmbiguous("WeChat answered with a malformed errcode") from None
     if errcode != 0:
         raise WeChatApiError(errcode, str(body.get("errmsg", "")))
     return body

@@ -58,7 +58,9 @@ class SendBody(BaseModel):
 class SentAnswer(BaseModel):
     status: Literal["sent"]
     message_id: str
-    msgid: str = Field(description="WeChat's msgid, as a string: it exceeds 2**53")
+    msgid: str | None = Field(
+        description="WeChat's msgid, as a string: it exceeds 2**53 (null if WeChat named none)"
+    )
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wxsub.wechat.client import WeChatTransport, WeChatUnreachable
+from wxsub.wechat.client import WeChatAmbiguous, WeChatTransport
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class AuthApi:
         )
         openid, session_key = body.get("openid"), body.get("session_key")
         if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
-            raise WeChatUnreachable("jscode2session answered without an openid")
+            raise WeChatAmbiguous("jscode2session answered without an openid")
         unionid = body.get("unionid")
         return Code2Session(openid, session_key, unionid if isinstance(unionid, str) else None)
 
@@ -63,5 +63,5 @@ class AuthApi:
         )
         token, expires_in = body.get("access_token"), body.get("expires_in")
         if not isinstance(token, str) or not token or not isinstance(expires_in, int):
-            raise WeChatUnreachable("stable_token answered without a token")
+            raise WeChatAmbiguous("stable_token answered without a token")
         return AccessToken(token, expires_in)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wxsub.wechat.client import WeChatTransport, WeChatUnreachable
+from wxsub.wechat.client import WeChatAmbiguous, WeChatTransport
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class SubscribeApi:
         body = self._transport.get("/wxaapi/newtmpl/gettemplate", {"access_token": access_token})
         items = body.get("data")
         if not isinstance(items, list):
-            raise WeChatUnreachable("gettemplate answered without a data list")
+            raise WeChatAmbiguous("gettemplate answered without a data list")
         return [_template(item) for item in items if isinstance(item, dict)]
 
 
