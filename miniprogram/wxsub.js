@@ -306,8 +306,23 @@ class Client {
     return this._loggingIn
   }
 
-  /** @returns {Promise<Session>} */
+  /**
+   * One login, retried once with a fresh `wx.login` code when the server
+   * answers 503 `wechat_unavailable`: WeChat may have spent the first code
+   * without the server seeing its answer, so that code is never sent again.
+   * @returns {Promise<Session>}
+   */
   async _login() {
+    try {
+      return await this._loginWithNewCode()
+    } catch (err) {
+      if (!(err instanceof WxsubError) || err.status !== 503 || err.code !== 'wechat_unavailable') throw err
+      return this._loginWithNewCode()
+    }
+  }
+
+  /** @returns {Promise<Session>} */
+  async _loginWithNewCode() {
     const code = await new Promise((resolve, reject) => {
       /** @type {WechatMiniprogram.LoginOption} */
       const option = {

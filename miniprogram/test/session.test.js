@@ -62,6 +62,25 @@ test('a session without a lifetime is used until the server refuses it', async (
   assert.equal(fake.calls.login, 2)
 })
 
+test('login retries once with a fresh wx.login code when WeChat gave the server no usable answer', async () => {
+  const { server, fake, client } = setup()
+  server.failNext('POST', '/login', 503, { error: 'wechat_unavailable', message: 'WeChat gave no usable answer' })
+  const session = await client.login()
+  assert.equal(session.openid, 'openid-of-user')
+  assert.equal(fake.calls.login, 2, 'the first code may be spent, so a second wx.login is asked for')
+  assert.deepEqual(server.logins, ['code-2'])
+})
+
+test('a second 503 on login is the caller\'s to see, after exactly two codes', async () => {
+  const { server, fake, client } = setup()
+  const busy = { error: 'wechat_unavailable', message: 'WeChat gave no usable answer' }
+  server.failNext('POST', '/login', 503, busy)
+  server.failNext('POST', '/login', 503, busy)
+  await assert.rejects(client.login(), { code: 'wechat_unavailable', status: 503 })
+  assert.equal(fake.calls.login, 2)
+  assert.deepEqual(server.logins, [])
+})
+
 test('login errors: the server code, or login_failed when wx.login fails', async () => {
   const { server, fake, client } = setup()
   server.failNext('POST', '/login', 400, { error: 'invalid_code', message: 'the login code is not valid' })
