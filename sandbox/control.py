@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox import push
-from sandbox.model import ONE_TIME, Fault, Template, User
+from sandbox.faults import parse_fault
+from sandbox.model import ONE_TIME, Template, User
 from sandbox.state import State
 from sandbox.wire import ControlError, Reply, Request, json_reply
 
@@ -154,27 +155,15 @@ def calls(state: State, req: Request, _: str | None) -> Reply:
     return json_reply({"calls": [c.to_json() for c in state.calls if c.path.startswith(prefix)]})
 
 
-def _fault(body: dict[str, Any]) -> Fault:
-    path = body.get("path")
-    errcode, hang = body.get("errcode"), body.get("hang", 0)
-    count, deliver = body.get("count", 1), body.get("deliver", False)
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ControlError(400, "path must start with /")
-    if errcode is not None and (not isinstance(errcode, int) or isinstance(errcode, bool)):
-        raise ControlError(400, "errcode must be an integer")
-    if not isinstance(hang, int | float) or hang < 0 or (errcode is None and not hang):
-        raise ControlError(400, "give errcode and/or hang (seconds >= 0)")
-    if not isinstance(count, int) or count < 1 or not isinstance(deliver, bool):
-        raise ControlError(400, "count must be >= 1 and deliver a boolean")
-    return Fault(path, count, errcode, float(hang), deliver)
-
-
 def faults(state: State, req: Request, _: str | None) -> Reply:
     if req.method == "POST":
-        state.faults.append(_fault(_body(req)))
+        try:
+            state.faults.add(parse_fault(_body(req)))
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from exc
     elif req.method == "DELETE":
         state.faults.clear()
-    return json_reply({"faults": [f.to_json() for f in state.faults]})
+    return json_reply({"faults": state.faults.to_json()})
 
 
 def invalidate_tokens(state: State, req: Request, _: str | None) -> Reply:

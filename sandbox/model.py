@@ -54,6 +54,7 @@ class Config:
 
     ``pages`` None means no page list: any ``page`` is accepted. ``daily_quota`` None means
     no quota. ``push_timeout`` and ``push_attempts`` follow wechat-api.md §7.8 (5 s, 3 tries).
+    ``latency`` holds every WeChat-API answer that many real seconds (control calls are not held).
     """
 
     appid: str = DEFAULT_APPID
@@ -71,6 +72,7 @@ class Config:
     push_retry_delay: float = 0.2
     pages: list[str] | None = None
     daily_quota: int | None = None
+    latency: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent setting."""
@@ -87,6 +89,7 @@ class Config:
         _check(self.push_scalars in PUSH_SCALARS, f"push_scalars must be one of {PUSH_SCALARS}")
         _check(self.push_timeout > 0 and self.push_attempts >= 1, "push_timeout > 0 and push_attempts >= 1")
         _check(self.daily_quota is None or self.daily_quota >= 0, "daily_quota must be >= 0")
+        _check(_is_number(self.latency) and self.latency >= 0, "latency must be a number of seconds >= 0")
         if self.push_aes_key is not None:
             crypto.aes_key(self.push_aes_key)
         if self.push_url is not None:
@@ -113,6 +116,7 @@ class Config:
             "push_attempts": self.push_attempts,
             "pages": self.pages,
             "daily_quota": self.daily_quota,
+            "latency": self.latency,
         }
 
 
@@ -261,20 +265,25 @@ class Call:
         return {"method": self.method, "path": self.path, "errcode": self.errcode, "at": self.at}
 
 
-@dataclass
+@dataclass(eq=False)
 class Fault:
-    """The next ``count`` calls to ``path`` misbehave.
+    """Calls to ``path`` that misbehave: the next ``count`` ones, or with ``rate`` that share of them.
 
     Without ``deliver`` the call has no effect and answers ``errcode`` (-1 by default). With
     ``deliver`` the call takes effect (a send is delivered) and answers normally, or ``errcode``
-    when one is given. ``hang`` holds the answer that many real seconds either way.
+    when one is given. ``answer`` replaces the answer by a broken one (see ``sandbox.faults``)
+    either way. ``hang`` holds the answer that many real seconds. A rate fault has no ``count``
+    unless one bounds it; ``seed`` reseeds the draws for ``path``.
     """
 
     path: str
-    count: int = 1
+    count: int | None = 1
     errcode: int | None = None
     hang: float = 0.0
     deliver: bool = False
+    answer: str | None = None
+    rate: float | None = None
+    seed: int | str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,6 +292,9 @@ class Fault:
             "errcode": self.errcode,
             "hang": self.hang,
             "deliver": self.deliver,
+            "answer": self.answer,
+            "rate": self.rate,
+            "seed": self.seed,
         }
 
 

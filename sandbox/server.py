@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox import control, push, wechat
 from sandbox.errors import WeChatError, error_body
+from sandbox.faults import lost_answer
 from sandbox.model import (
     DEFAULT_APPID,
     DEFAULT_SECRET,
@@ -108,26 +109,37 @@ class App:
         api = WECHAT_ROUTES.get(req.path)
         with state.lock:
             if api is None:
-                state.record_call(req.method, req.path, None)
-                return not_found()
-            fault = state.take_fault(req.path)
-            if fault is None:
-                reply = self._answer(api, req)
+                reply = not_found()
             else:
-                reply = self._faulted(fault, self._answer(api, req) if fault.deliver else None)
+                fault = state.faults.take(req.path)
+                if fault is None:
+                    reply = self._answer(api, req)
+                else:
+                    reply = self._faulted(fault, self._answer(api, req) if fault.deliver else None)
             state.record_call(req.method, req.path, reply.errcode)
+            reply.hang += state.config.latency
             return reply
 
     def _answer(self, api: WeChatHandler, req: Request) -> Reply:
         try:
             return api(self.state, req)
         except WeChatError as exc:
-            return json_reply(error_body(exc, self.state.now()), errcode=exc.errcode, wechat=True)
+            return self._error(exc)
+
+    def _error(self, error: WeChatError) -> Reply:
+        return json_reply(error_body(error, self.state.now()), errcode=error.errcode, wechat=True)
 
     def _faulted(self, fault: Fault, delivered: Reply | None) -> Reply:
-        if delivered is None or fault.errcode is not None:
-            error = WeChatError(-1 if fault.errcode is None else fault.errcode)
-            reply = json_reply(error_body(error, self.state.now()), errcode=error.errcode, wechat=True)
+        """The answer under ``fault``; ``delivered`` is the real answer when the call took effect.
+
+        A broken answer keeps the real errcode (None when nothing took effect) for the call log.
+        """
+        if fault.answer is not None:
+            reply = lost_answer(fault.answer, delivered or self._error(WeChatError(-1)))
+            if delivered is not None:
+                reply.errcode, reply.after = delivered.errcode, delivered.after
+        elif delivered is None or fault.errcode is not None:
+            reply = self._error(WeChatError(-1 if fault.errcode is None else fault.errcode))
             if delivered is not None:
                 reply.after = delivered.after
         else:
@@ -165,6 +177,7 @@ class App:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: App, verbose: bool) -> None:
         if ":" in address[0]:
@@ -208,17 +221,22 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.hang:
             time.sleep(reply.hang)
         try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-            self.wfile.flush()
+            self._write(reply)
         except OSError:
             self.close_connection = True
         finally:
             for step in reply.after:
                 step()
+
+    def _write(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body if reply.cut is None else reply.body[: reply.cut])
+        self.wfile.flush()
+        if reply.cut is not None:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line includes query strings, which carry secrets and tokens."""

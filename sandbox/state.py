@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox import push
+from sandbox.faults import FaultBook
 from sandbox.model import (
     Call,
     Code,
     Config,
-    Fault,
     Message,
     PushRecord,
     Template,
@@ -52,7 +52,7 @@ class State:
         self.templates: dict[str, Template] = {}
         self.inbox: list[Message] = []
         self.calls: list[Call] = []
-        self.faults: list[Fault] = []
+        self.faults = FaultBook()
         self.pushes: list[PushRecord] = []
         self.sends_by_day: dict[int, int] = {}
         self.reset()
@@ -73,7 +73,7 @@ class State:
         self.templates = {t.pri_tmpl_id: t for t in seeded_templates()} if self.seed else {}
         self.inbox = []
         self.calls = []
-        self.faults = []
+        self.faults = FaultBook()
         self.pushes = []
         self.sends_by_day = {}
 
@@ -106,15 +106,6 @@ class State:
         code = Code(new_code(), user.openid, self.config.appid, self.now())
         self.codes[code.code] = code
         return code
-
-    def take_fault(self, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.path == path:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     def record_call(self, method: str, path: str, errcode: int | None) -> None:
         self.calls.append(Call(method, path, errcode, self.now()))

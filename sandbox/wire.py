@@ -25,13 +25,18 @@ class Request:
 
 @dataclass
 class Reply:
-    """An answer; ``hang`` holds it that many seconds, ``after`` runs once it has been written."""
+    """An answer; ``hang`` holds it that many seconds, ``after`` runs once it has been written.
+
+    ``cut``: only that many bytes of ``body`` are written (its full length announced), then the
+    connection is closed.
+    """
 
     status: int
     body: bytes
     content_type: str
     errcode: int | None = None
     hang: float = 0.0
+    cut: int | None = None
     after: list[Callable[[], None]] = field(default_factory=list)
 
 

@@ -89,6 +89,43 @@ def test_bad_fault_is_refused(wechat: WeChat) -> None:
     assert wechat.http.post("/sandbox/faults", json={"path": "nope", "errcode": -1}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"answer": "proxy_503"}, "answer"),
+        ({"answer": ["garbled"]}, "answer"),
+        ({"answer": "garbled", "errcode": -1}, "answer"),
+        ({"errcode": "-1"}, "errcode"),
+        ({"errcode": -1, "hang": -1}, "hang"),
+        ({"errcode": -1, "deliver": "yes"}, "deliver"),
+        ({"errcode": -1, "count": 0}, "count"),
+        ({"errcode": -1, "rate": 0}, "rate"),
+        ({"errcode": -1, "rate": 1.5}, "rate"),
+        ({"errcode": -1, "rate": True}, "rate"),
+        ({"errcode": -1, "rate": 0.5, "count": 1.5}, "count"),
+        ({"errcode": -1, "seed": 1}, "seed"),
+        ({"errcode": -1, "rate": 0.5, "seed": 1.5}, "seed"),
+        ({"errcode": -1, "rates": 0.5}, "rates"),
+    ],
+)
+def test_bad_fault_spec_is_refused_naming_the_field(
+    wechat: WeChat, spec: dict[str, object], field: str
+) -> None:
+    response = wechat.http.post("/sandbox/faults", json={"path": SEND} | spec)
+    assert response.status_code == 400
+    assert field in response.json()["error"]
+    assert wechat.http.get("/sandbox/faults").json()["faults"] == []
+
+
+def test_rates_on_one_path_may_not_exceed_1(wechat: WeChat) -> None:
+    wechat.fault(path=SEND, rate=0.6, errcode=-1)
+    response = wechat.http.post("/sandbox/faults", json={"path": SEND, "rate": 0.5, "answer": "garbled"})
+    assert response.status_code == 400
+    assert "rate" in response.json()["error"]
+    wechat.fault(path="/cgi-bin/stable_token", rate=0.5, errcode=-1)
+    assert len(wechat.http.get("/sandbox/faults").json()["faults"]) == 2
+
+
 def test_call_log_records_wechat_calls_only_without_secrets(wechat: WeChat) -> None:
     openid = _subscribed(wechat)
     wechat.send(openid)

@@ -175,7 +175,7 @@ def test_sent_event_is_pushed_after_the_send_is_answered(wechat: WeChat, receive
     _push_to(wechat, receiver, push_timeout=4.0)
     assert wechat.send(openid)["errcode"] == 0
     answered.set()
-    receiver.wait(1)
+    wechat.sandbox.wait_for_pushes()
     assert answer_seen_first == [True]
 
 
