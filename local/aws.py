@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import boto3
+import httpx
 
+from local.aws_front import CONTROL_PREFIX
 from local.model import Description, Queue, Table
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 _QUEUE_ATTRIBUTES = (
     "DelaySeconds",
@@ -31,43 +38,31 @@ class MotoEndpoint:
 
     Its own process because moto's backends are process-global: two stacks in one test session
     must not share tables, queues or parameters (and handlers then do not share moto's GIL).
-    It exits when its stdin closes, so it never outlives the stack's process.
+    It exits when its stdin closes, so it never outlives the stack's process. moto is served
+    behind :class:`local.aws_front.Front`, which counts requests and injects the faults armed
+    through :meth:`arm_fault` (or over HTTP under ``/_local/``); DynamoDB requests are serialised.
     """
 
-    # moto checks a ConditionExpression and then writes without a lock, so two concurrent
-    # conditional updates can both pass; DynamoDB applies each request to an item atomically.
-    # Serialising DynamoDB requests restores that guarantee (20 parallel sends on one grant
-    # must deliver exactly one here as on AWS).
-    _SERVE = (
-        "import logging, sys, threading\n"
-        "from moto.server import ThreadedMotoServer\n"
-        "from moto.dynamodb.responses import DynamoHandler\n"
-        "_lock, _call = threading.Lock(), DynamoHandler.call_action\n"
-        "def _atomic(self):\n"
-        "    with _lock:\n"
-        "        return _call(self)\n"
-        "DynamoHandler.call_action = _atomic\n"
-        "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
-        "server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)\n"
-        "server.start()\n"
-        "print(server.get_host_and_port()[1], flush=True)\n"
-        "sys.stdin.read()\n"
-    )
+    _SERVE = "from local.aws_front import main; main()"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, log: Callable[[str], None] = print) -> None:
         self._host = host
         self._port = port
         self._log = log
         self._process: subprocess.Popen[bytes] | None = None
+        self._control_client: httpx.Client | None = None
         self.url = ""
 
     def start(self) -> MotoEndpoint:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
             [sys.executable, "-c", self._SERVE, self._host, str(self._port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=env,
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         port = self._process.stdout.readline().strip()
@@ -79,7 +74,41 @@ class MotoEndpoint:
         self.url = f"http://{self._host}:{int(port)}"
         return self
 
+    def arm_fault(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Arm one fault (see docs/local.md); returns it as listed. A bad spec raises :class:`FaultError`."""
+        answer = self._client().post(f"{self.url}{CONTROL_PREFIX}faults", json=dict(spec))
+        if answer.status_code == 400:
+            raise FaultError(answer.json()["field"], answer.json()["message"])
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The armed faults, in arming order, each with ``fired`` and ``left``."""
+        return list(self._control("GET", "faults")["faults"])
+
+    def clear_faults(self) -> None:
+        self._control("DELETE", "faults")
+
+    def requests(self) -> AwsRequests:
+        return AwsRequests.from_json(self._control("GET", "requests"))
+
+    def reset_requests(self) -> None:
+        self._control("DELETE", "requests")
+
+    def _client(self) -> httpx.Client:
+        if self._control_client is None:
+            self._control_client = httpx.Client(timeout=10, trust_env=False)
+        return self._control_client
+
+    def _control(self, method: str, route: str) -> dict[str, Any]:
+        answer = self._client().request(method, f"{self.url}{CONTROL_PREFIX}{route}")
+        answer.raise_for_status()
+        return dict(answer.json())
+
     def stop(self) -> None:
+        if self._control_client is not None:
+            self._control_client.close()
+            self._control_client = None
         if self._process is None or self._process.poll() is not None:
             return
         assert self._process.stdin is not None
@@ -93,6 +122,70 @@ class MotoEndpoint:
     def _forward(self, stream: IO[bytes]) -> None:
         for raw in stream:
             self._log(f"[moto] {raw.decode('utf-8', 'replace').rstrip()}")
+
+
+class FaultError(ValueError):
+    """The local AWS refused a fault spec; ``field`` names the offending key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RequestCount:
+    """Requests of one operation on one table (``None`` outside DynamoDB; several comma-joined)."""
+
+    service: str
+    operation: str
+    table: str | None
+    count: int
+    failed: int
+    items: int | None = None
+
+
+@dataclass(frozen=True)
+class AwsRequests:
+    """What the local AWS counted since its last reset; ``aliases`` maps logical ids to table names."""
+
+    total: int
+    rows: tuple[RequestCount, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any], aliases: Mapping[str, str] | None = None) -> AwsRequests:
+        rows = tuple(RequestCount(**row) for row in payload["requests"])
+        return cls(total=int(payload["total"]), rows=rows, aliases=dict(aliases or {}))
+
+    def count(
+        self, service: str | None = None, operation: str | None = None, table: str | None = None
+    ) -> int:
+        """Requests matching every filter given (``table``: a logical id or a name)."""
+        return sum(row.count for row in self.matching(service, operation, table))
+
+    def failed(
+        self, service: str | None = None, operation: str | None = None, table: str | None = None
+    ) -> int:
+        """Of those, how many a fault answered with an error."""
+        return sum(row.failed for row in self.matching(service, operation, table))
+
+    def items(
+        self, service: str | None = None, operation: str | None = None, table: str | None = None
+    ) -> int:
+        """Items carried by the matching batch and transaction requests."""
+        return sum(row.items or 0 for row in self.matching(service, operation, table))
+
+    def matching(
+        self, service: str | None = None, operation: str | None = None, table: str | None = None
+    ) -> list[RequestCount]:
+        name = self.aliases.get(table, table) if table else None
+        return [
+            row
+            for row in self.rows
+            if service in (None, row.service)
+            and operation in (None, row.operation)
+            and (name is None or name in (row.table or "").split(","))
+        ]
 
 
 class Resources:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from local.aws import MotoEndpoint, Resources
+from local.aws import AwsRequests, MotoEndpoint, Resources
 from local.events import QueuePoller, Scheduler
 from local.gateway import Gateway
 from local.model import Description, Schedule, describe
@@ -220,17 +220,78 @@ class LocalStack:
     def reset(self) -> None:
         """Empty every table and queue and the sandbox's users, grants and inbox; rerun the schedules.
 
+        Armed AWS faults are cleared first; the AWS request counts are zeroed once the tables and
+        queues are emptied, so they then hold the rerun schedules' requests and what follows.
+
         SSM parameters, the sandbox's tokens and the warm function processes are kept, so this
         costs milliseconds rather than a restart.
         """
-        assert self._resources is not None, "start() the stack first"
+        assert self._resources is not None and self._moto is not None, "start() the stack first"
+        self._moto.clear_faults()
         self._resources.empty(self.description.tables, self.description.queues)
+        self._moto.reset_requests()
         if self.sandbox_url:
             httpx.post(f"{self.sandbox_url}/sandbox/reset", json={}, timeout=10).raise_for_status()
         if self._schedules_on and self._scheduler is not None:
             for schedule in self.description.schedules:
                 if schedule.enabled:
                     self._scheduler.run(schedule)
+
+    def aws_fault(
+        self,
+        operation: str,
+        *,
+        table: str | None = None,
+        parameter: str | None = None,
+        count: int = 1,
+        error: str = "throttle",
+        after: bool = False,
+        delay: float = 0.0,
+        service: str | None = None,
+    ) -> dict[str, Any]:
+        """Make the next ``count`` calls of ``operation`` fail in the local AWS (see docs/local.md).
+
+        ``table`` is a table's logical id or name; ``parameter`` an SSM name or the template
+        parameter holding one. ``error`` is ``throttle``, ``internal`` or ``none`` (only
+        ``delay``); ``after`` lets moto apply the call before the error. Returns the armed fault.
+        """
+        assert self._moto is not None, "start() the stack first"
+        spec: dict[str, Any] = {"operation": operation, "count": count, "error": error, "after": after}
+        if delay:
+            spec["delay"] = delay
+        if service:
+            spec["service"] = service
+        if table:
+            spec["table"] = self._table_aliases().get(table, table)
+        if parameter:
+            spec["parameter"] = self._parameter_name(parameter)
+        return self._moto.arm_fault(spec)
+
+    def aws_faults(self) -> list[dict[str, Any]]:
+        """The armed faults with ``fired`` and ``left``."""
+        assert self._moto is not None, "start() the stack first"
+        return self._moto.faults()
+
+    def clear_aws_faults(self) -> None:
+        assert self._moto is not None, "start() the stack first"
+        self._moto.clear_faults()
+
+    def aws_requests(self) -> AwsRequests:
+        """The requests the local AWS received since the last reset, by service, operation and table."""
+        assert self._moto is not None, "start() the stack first"
+        counted = self._moto.requests()
+        return AwsRequests(counted.total, counted.rows, self._table_aliases())
+
+    def reset_aws_requests(self) -> None:
+        assert self._moto is not None, "start() the stack first"
+        self._moto.reset_requests()
+
+    def _table_aliases(self) -> dict[str, str]:
+        return {table.logical_id: table.name for table in self.description.tables}
+
+    def _parameter_name(self, parameter: str) -> str:
+        value = self.description.parameters.get(parameter)
+        return value if isinstance(value, str) and value.startswith("/") else parameter
 
     def logs(self) -> list[str]:
         """Every line the stack and its function processes wrote, prefixed with the source."""
