@@ -40,6 +40,7 @@ class Settings:
     templates_table: str | None
     push_require_encryption: bool
     push_max_skew_seconds: int
+    settle_window_seconds: int = 600
 
     @property
     def miniprogram_state(self) -> str:
@@ -83,6 +84,7 @@ class Settings:
             retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 0.2, float),
             push_require_encryption=_flag(env, "PUSH_REQUIRE_ENCRYPTION"),
             push_max_skew_seconds=_number(env, "PUSH_MAX_SKEW_SECONDS", 300, int),
+            settle_window_seconds=_number(env, "SETTLE_WINDOW_SECONDS", 600, int),
             **optional,
         )
 

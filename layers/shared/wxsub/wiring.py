@@ -147,7 +147,8 @@ def ledger() -> GrantLedger:
 
 @cache
 def deliveries() -> Deliveries:
-    return Deliveries(table(settings().need("deliveries_table")))
+    s = settings()
+    return Deliveries(table(s.need("deliveries_table")), settle_window_seconds=s.settle_window_seconds)
 
 
 @cache
@@ -199,7 +200,9 @@ def push_service() -> PushService:
 
 @cache
 def settle_unknown() -> SettleUnknown:
-    return SettleUnknown(deliveries(), ledger(), deadline=deadline())
+    return SettleUnknown(
+        deliveries(), ledger(), window_seconds=settings().settle_window_seconds, deadline=deadline()
+    )
 
 
 @cache

@@ -80,9 +80,7 @@ class DataCheck(Protocol):
 class Grants(Protocol):
     """The grant ledger as the sender sees it."""
 
-    def take(
-        self, openid: str, template_id: str, *, long_term: bool, message_id: str = ""
-    ) -> Taken | None: ...
+    def take(self, openid: str, template_id: str, *, long_term: bool) -> Taken | None: ...
     def give_back(self, openid: str, template_id: str) -> dict[str, Any]: ...
     def exhaust(self, openid: str, template_id: str, seen: Taken) -> bool: ...
 
@@ -156,7 +154,7 @@ class SendService:
         if earlier is not None:
             return replay(earlier)
         try:
-            taken = self._take_grant(request, message_id, long_term)
+            taken = self._take_grant(request, long_term)
         except Exception:
             self.deliveries.release(message_id)
             raise
@@ -178,12 +176,10 @@ class SendService:
         )
         return self._deliver(_Send(request, message, message_id, taken))
 
-    def _take_grant(self, request: SendRequest, message_id: str, long_term: bool) -> Taken | None:
+    def _take_grant(self, request: SendRequest, long_term: bool) -> Taken | None:
         if self.grants is None:
             return None
-        return self.grants.take(
-            request.openid, request.template_id, long_term=long_term, message_id=message_id
-        )
+        return self.grants.take(request.openid, request.template_id, long_term=long_term)
 
     def _deliver(self, send: _Send) -> Outcome:
         for attempt in range(1, self.attempts + 1):

@@ -21,6 +21,7 @@ Every read is strongly consistent except ``holders``, which reads a GSI.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,15 +111,15 @@ class GrantLedger:
         reset = {"one_time": 0, "long_term": False, "unpaired_push": [], "unpaired_report": []}
         return self._apply(openid, template_id, lambda item: _Change(assign=reset, status="reject", at=at))
 
-    def take(self, openid: str, template_id: str, *, long_term: bool, message_id: str = "") -> Taken | None:
+    def take(self, openid: str, template_id: str, *, long_term: bool) -> Taken | None:
         """Spends one grant with a single conditional update; None when there is none.
 
         For a long-term template nothing is spent: the grant holds while ``long_term`` is on, or
         while one-time grants remain (accepts counted before the template was known to be
         long-term are still the user's consent). The answer carries the ``version`` the item had,
-        so a 43101 can later zero the grant only if no accept arrived since. ``message_id``
-        makes the update safe to repeat: an SDK retry of a take whose answer was lost finds its
-        own mark and spends nothing more.
+        so a 43101 can later zero the grant only if no accept arrived since. Each take leaves a
+        mark of its own, so an SDK retry of a take whose answer was lost recognises it and spends
+        nothing more.
         """
         if long_term:
             item = self._table.get_item(Key=_key(openid, template_id), ConsistentRead=True).get("Item")
@@ -126,14 +127,15 @@ class GrantLedger:
             if grant.long_term or grant.one_time > 0:
                 return Taken(version=int((item or {}).get("version", 0)), spent=False)
             return None
+        mark = secrets.token_hex(8)
         try:
             answer = self._table.update_item(
                 Key=_key(openid, template_id),
-                UpdateExpression="SET one_time = one_time - :one, last_take = :mid",
+                UpdateExpression="SET one_time = one_time - :one, last_take = :mark",
                 ConditionExpression=(
-                    "one_time > :zero AND (attribute_not_exists(last_take) OR last_take <> :mid)"
+                    "one_time > :zero AND (attribute_not_exists(last_take) OR last_take <> :mark)"
                 ),
-                ExpressionAttributeValues={":one": 1, ":zero": 0, ":mid": message_id or "-"},
+                ExpressionAttributeValues={":one": 1, ":zero": 0, ":mark": mark},
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -141,7 +143,7 @@ class GrantLedger:
             if not _conditional_failure(exc):
                 raise
             old: dict[str, Any] = cast(dict[str, Any], exc.response).get("Item") or {}
-            if message_id and _plain_value(old.get("last_take")) == message_id:
+            if _plain_value(old.get("last_take")) == mark:
                 return Taken(version=int(_plain_value(old.get("version")) or 0), spent=True)
             return None
         return Taken(version=int(answer["Attributes"].get("version", 0)), spent=True)
