@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +41,7 @@ from sandbox import SEEDED_ONE_TIME
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
+ROOT = Path(__file__).resolve().parents[2]
 WECHAT_TIMEOUT = 3
 FUNCTION_TIMEOUT = 10
 SETTLE_WINDOW = 8
@@ -52,8 +54,6 @@ PARAMETERS = {
 
 @pytest.fixture(scope="module")
 def eo_stack(local_env: dict[str, str]) -> Iterator[LocalStack]:
-    from conftest import ROOT
-
     with LocalStack(ROOT / "template.yaml", env=local_env, parameters=PARAMETERS) as running:
         yield running
 
