@@ -20,4 +20,7 @@ wiring.send_service()  # built at cold start: a missing setting fails here, by n
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.idempotency().register(context)
     wiring.deadline().bind(context)
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        wiring.events().flush()

@@ -18,4 +18,7 @@ wiring.settle_unknown()  # built at cold start: a missing setting fails here, by
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.deadline().bind(context)
-    return {"given_up": wiring.settle_unknown().run(), "job": event.get("job")}
+    try:
+        return {"given_up": wiring.settle_unknown().run(), "job": event.get("job")}
+    finally:
+        wiring.events().flush()

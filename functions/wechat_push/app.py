@@ -18,4 +18,7 @@ wiring.push_service()  # built at cold start: a missing setting fails here, by n
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        wiring.events().flush()

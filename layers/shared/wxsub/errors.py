@@ -67,6 +67,16 @@ class SendInProgress(WxsubError):
     status, code = 409, "send_in_progress"
 
 
+class CampaignNotPaused(WxsubError):
+    status, code = 409, "campaign_not_paused"
+
+
+class InvalidCampaign(WxsubError):
+    """A campaign request that parses but cannot be run as it is; ``field`` names what is wrong."""
+
+    status, code = 422, "invalid_request"
+
+
 class InvalidData(WxsubError):
     status, code = 422, "invalid_data"
 

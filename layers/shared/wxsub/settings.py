@@ -41,6 +41,16 @@ class Settings:
     push_require_encryption: bool
     push_max_skew_seconds: int
     settle_window_seconds: int = 600
+    campaigns_table: str | None = None
+    send_queue_url: str | None = None
+    send_dlq_url: str | None = None
+    expand_queue_url: str | None = None
+    expand_queue_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    event_bus_name: str | None = None
+    campaign_max_recipients: int = 10000
+    send_rate_per_second: int = 200
+    send_retry_delay_seconds: int = 30
 
     @property
     def miniprogram_state(self) -> str:
@@ -66,7 +76,7 @@ class Settings:
         optional = {
             f.name: env.get(f.name.upper()) or None
             for f in fields(cls)
-            if f.name.endswith(("_param", "_table"))
+            if f.name.endswith(("_param", "_table", "_url", "_arn", "_name"))
         }
         token_cache = _number(env, "TOKEN_CACHE_SECONDS", 30, int)
         if not 0 <= token_cache <= 60:
@@ -85,6 +95,9 @@ class Settings:
             push_require_encryption=_flag(env, "PUSH_REQUIRE_ENCRYPTION"),
             push_max_skew_seconds=_number(env, "PUSH_MAX_SKEW_SECONDS", 300, int),
             settle_window_seconds=_number(env, "SETTLE_WINDOW_SECONDS", 600, int),
+            campaign_max_recipients=_number(env, "CAMPAIGN_MAX_RECIPIENTS", 10000, int),
+            send_rate_per_second=_number(env, "SEND_RATE_PER_SECOND", 200, int),
+            send_retry_delay_seconds=_number(env, "SEND_RETRY_DELAY_SECONDS", 30, int),
             **optional,
         )
 

@@ -13,20 +13,28 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from botocore.config import Config
 
+from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
+from wxsub.services.announce import Announcer
+from wxsub.services.campaigns import CampaignService
+from wxsub.services.expand import Expander
 from wxsub.services.idempotent import IdempotentSends
 from wxsub.services.login import LoginService
+from wxsub.services.pace import Pacer
 from wxsub.services.push import PushService
 from wxsub.services.send import SendService
 from wxsub.services.settle import SettleUnknown
 from wxsub.services.subscriptions import SubscriptionService
 from wxsub.services.templates import TemplateRegistry, TemplateSync
 from wxsub.services.tokens import TokenProvider, TokenRefresher
+from wxsub.services.worker import SendWorker
 from wxsub.sessions import SessionSigner
 from wxsub.settings import Settings
+from wxsub.stores.campaigns import CampaignStore
 from wxsub.stores.deliveries import Deliveries
 from wxsub.stores.grants import GrantLedger
 from wxsub.stores.parameters import SecretStore, TokenStore
+from wxsub.stores.queues import OneTimeSchedules, Queue
 from wxsub.stores.state import StateTable
 from wxsub.stores.templates import TemplateStore
 from wxsub.wechat.api.auth import AuthApi
@@ -60,6 +68,18 @@ def _ssm() -> Any:
 @cache
 def _dynamodb() -> Any:
     return boto3.resource("dynamodb", config=AWS_CONFIG)
+
+
+@cache
+def _client(service: Any) -> Any:
+    return boto3.client(service, config=AWS_CONFIG)
+
+
+@cache
+def events() -> EventBus | NoEvents:
+    """The stack's bus, or nowhere when this function has none configured."""
+    name = settings().event_bus_name
+    return EventBus(_client("events"), name) if name else NoEvents()
 
 
 @cache
@@ -165,6 +185,7 @@ def send_service() -> SendService:
         grants=ledger(),
         is_long_term=registry().is_long_term,
         deadline=deadline(),
+        events=events(),
         call_seconds=s.wechat_timeout + min(s.wechat_timeout, 3.0),
         record_seconds=RECORD_SECONDS,
     )
@@ -195,13 +216,25 @@ def _push_config(token: str, aes: str) -> PushConfig:
 
 @cache
 def push_service() -> PushService:
-    return PushService(push_config, state(), ledger(), deliveries(), registry().is_long_term)
+    campaigns = campaign_store() if settings().campaigns_table else None
+    return PushService(
+        push_config,
+        state(),
+        ledger(),
+        deliveries(),
+        registry().is_long_term,
+        outcomes=Announcer(events(), campaigns),
+    )
 
 
 @cache
 def settle_unknown() -> SettleUnknown:
     return SettleUnknown(
-        deliveries(), ledger(), window_seconds=settings().settle_window_seconds, deadline=deadline()
+        deliveries(),
+        ledger(),
+        window_seconds=settings().settle_window_seconds,
+        deadline=deadline(),
+        outcomes=Announcer(events(), None),
     )
 
 
@@ -216,3 +249,61 @@ def idempotency() -> IdempotentSends:
 
     table_name = settings().need("idempotency_table")
     return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name, boto_config=AWS_CONFIG))
+
+
+@cache
+def campaign_store() -> CampaignStore:
+    return CampaignStore(table(settings().need("campaigns_table")))
+
+
+def _expand_queue() -> Queue:
+    return Queue(_client("sqs"), settings().need("expand_queue_url"))
+
+
+@cache
+def _schedules() -> OneTimeSchedules:
+    s = settings()
+    return OneTimeSchedules(_client("scheduler"), s.need("expand_queue_arn"), s.need("scheduler_role_arn"))
+
+
+@cache
+def campaign_service() -> CampaignService:
+    return CampaignService(
+        campaign_store(),
+        registry().check,
+        _expand_queue(),
+        _schedules(),
+        events(),
+        settings().campaign_max_recipients,
+    )
+
+
+@cache
+def expander() -> Expander:
+    return Expander(
+        campaign_store(),
+        ledger(),
+        Queue(_client("sqs"), settings().need("send_queue_url")),
+        _expand_queue(),
+        events(),
+    )
+
+
+def expand_queue() -> Queue:
+    return _expand_queue()
+
+
+@cache
+def send_worker() -> SendWorker:
+    s = settings()
+    sqs = _client("sqs")
+    return SendWorker(
+        sender=send_service(),
+        store=campaign_store(),
+        pacer=Pacer(state(), s.send_rate_per_second),
+        requeue=Queue(sqs, s.need("send_queue_url")),
+        dead_letters=Queue(sqs, s.need("send_dlq_url")),
+        schedules=_schedules(),
+        events=events(),
+        retry_delay_seconds=s.send_retry_delay_seconds,
+    )

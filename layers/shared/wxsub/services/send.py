@@ -54,14 +54,19 @@ class SendRequest:
     lang: str | None = None
     fit: bool = False
     ledger: str = "enforce"
+    campaign_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """An answer worth storing under an Idempotency-Key: HTTP status and JSON body."""
+    """An answer worth storing under an Idempotency-Key: HTTP status and JSON body.
+
+    ``replayed`` marks the answer of an earlier attempt found in its record: nothing was done now.
+    """
 
     status: int
     body: dict[str, Any]
+    replayed: bool = False
 
     @classmethod
     def refused(cls, error: errors.WxsubError) -> Outcome:
@@ -105,6 +110,26 @@ class Deliveries(Protocol):
     def release(self, message_id: str, give_back: Mapping[str, Any] | None = None) -> bool: ...
 
 
+class MessageEvents(Protocol):
+    def message_status(
+        self,
+        *,
+        message_id: str,
+        status: str,
+        openid: str,
+        template_id: str,
+        msgid: str | None = None,
+        errcode: int | None = None,
+        error_status: str | None = None,
+        campaign_id: str | None = None,
+    ) -> None: ...
+
+
+class _NoEvents:
+    def message_status(self, **_: Any) -> None:
+        return None
+
+
 def _accept_all(template_id: str, data: Mapping[str, str], fit: bool) -> dict[str, str]:
     return dict(data)
 
@@ -136,6 +161,7 @@ class SendService:
     is_long_term: Callable[[str], bool] = _one_time
     sleep: Callable[[float], None] = field(default=time.sleep)
     deadline: Deadline = field(default_factory=Deadline)
+    events: MessageEvents = field(default_factory=_NoEvents)
     call_seconds: float = 8.0
     record_seconds: float = 3.0
 
@@ -238,6 +264,7 @@ class SendService:
         )
         outcome = outcome_unknown(send.message_id)
         self._persist(lambda: self.deliveries.finish(send.message_id, "unknown", outcome.stored()))
+        self._emit(send, "unknown")
         return outcome
 
     def _refused(self, send: _Send, exc: WeChatApiError) -> Outcome:
@@ -258,7 +285,21 @@ class SendService:
                 send.message_id, "failed", outcome.stored(), errcode=exc.errcode, give_back=give_back
             )
         )
+        self._emit(send, "failed", errcode=exc.errcode)
         return outcome
+
+    def _emit(
+        self, send: _Send, status: str, *, msgid: str | None = None, errcode: int | None = None
+    ) -> None:
+        self.events.message_status(
+            message_id=send.message_id,
+            status=status,
+            openid=send.request.openid,
+            template_id=send.request.template_id,
+            msgid=msgid,
+            errcode=errcode,
+            campaign_id=send.request.campaign_id,
+        )
 
     def _give_back(self, send: _Send) -> dict[str, Any] | None:
         if self.grants is None or send.taken is None or not send.taken.spent:
@@ -302,15 +343,16 @@ def outcome_unknown(message_id: str) -> Outcome:
 def replay(earlier: Delivery) -> Outcome:
     """What a retry of a send that already has a record answers, without calling WeChat."""
     if earlier.answer is not None:
-        return Outcome(int(earlier.answer["status"]), dict(earlier.answer["body"]))
+        return Outcome(int(earlier.answer["status"]), dict(earlier.answer["body"]), replayed=True)
     if earlier.status == "sending":
         raise errors.SendInProgress(
             "an earlier attempt of this send is still running; its outcome will be recorded under message_id",
             message_id=earlier.message_id,
         )
     if earlier.msgid:  # settled by WeChat's sent event after its writer stopped
-        return Outcome(200, {"status": "sent", "message_id": earlier.message_id, "msgid": earlier.msgid})
-    return outcome_unknown(earlier.message_id)
+        body = {"status": "sent", "message_id": earlier.message_id, "msgid": earlier.msgid}
+        return Outcome(200, body, replayed=True)
+    return Outcome(504, outcome_unknown(earlier.message_id).body, replayed=True)
 
 
 def new_message_id() -> str:

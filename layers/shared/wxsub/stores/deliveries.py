@@ -79,6 +79,7 @@ class Delivery:
     updated_at: int
     answer: dict[str, Any] | None = None
     grant: str | None = None
+    campaign_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +92,7 @@ class Delivery:
             "error_status": self.error_status,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "campaign_id": self.campaign_id,
         }
 
 
@@ -442,6 +444,7 @@ class Deliveries:
             "page": getattr(request, "page", None),
             "state": getattr(request, "miniprogram_state", None),
             "lang": getattr(request, "lang", None),
+            "campaign_id": getattr(request, "campaign_id", None),
         }
         item.update({name: value for name, value in optional.items() if value is not None})
         return item
@@ -650,6 +653,7 @@ def _delivery(item: dict[str, Any]) -> Delivery:
         updated_at=int(item["updated_at"]),
         answer=_plain(answer) if isinstance(answer, dict) else None,
         grant=item.get("grant"),
+        campaign_id=item.get("campaign_id"),
     )
 
 

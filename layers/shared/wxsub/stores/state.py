@@ -69,3 +69,18 @@ class StateTable:
                 return False
             raise
         return True
+
+    def take(self, pk: str, n: int, *, limit: int, ttl_seconds: int) -> bool:
+        """Adds ``n`` to a counter that lives ``ttl_seconds`` unless it would pass ``limit``."""
+        try:
+            self._table.update_item(
+                Key={"pk": pk},
+                UpdateExpression="ADD used :n SET expires_at = if_not_exists(expires_at, :exp)",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues={":n": n, ":exp": _now() + ttl_seconds, ":room": limit - n},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -1,0 +1,329 @@
+"""Send a batch of queued campaign messages concurrently, each exactly once.
+
+Every queued message goes through the one send path with the message_id of its (campaign,
+openid): its write-ahead record makes an SQS redelivery answer the first attempt's outcome
+instead of calling WeChat again. Per message the outcome is counted (sent, skipped for no grant,
+failed by reason, unknown); an answer replayed from an earlier attempt is not counted twice.
+When nothing went out (WeChat busy, too little time, AWS failing) the message goes back to the
+queue, due again after the retry delay, until its last allowed receive: then it is moved to the
+dead-letter queue with its reason and counted failed.
+
+Before each send the campaign's state is read through a cache of at most a second: a cancelled
+campaign sends nothing more; a paused one (45009, or outside its window) has its messages held in
+the campaign's store until it resumes. Counters are written once per campaign per batch, and the
+campaign is ``done`` once every queued message has an outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wxsub import errors
+from wxsub.observability import logger, metrics
+from wxsub.services.campaigns import Window, message_id_for, next_quota_day, schedule_name
+from wxsub.services.send import Outcome, SendRequest
+from wxsub.stores.campaigns import (
+    ACTIVE_STATES,
+    CANCELLED,
+    DONE,
+    EXPANDING,
+    PAUSED,
+    RUNNING,
+    Campaign,
+    CampaignStore,
+)
+
+CACHE_SECONDS = 1.0
+SENT, SKIPPED, UNKNOWN, CANCELLED_COUNT = "sent", "skipped", "unknown", "cancelled"
+
+
+@dataclass(frozen=True)
+class QueuedSend:
+    """One SendQueue message: whom to send what, and SQS's handle on it."""
+
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    campaign_id: str
+    openid: str
+    data: dict[str, str] | None = None
+
+    def recipient(self) -> dict[str, Any]:
+        return {"openid": self.openid, **({"data": self.data} if self.data else {})}
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What became of one message: a count, a failure reason, a retry, or a hold."""
+
+    count: str | None = None
+    failed: str | None = None
+    retry: str | None = None
+    hold: bool = False
+
+
+class Sender(Protocol):
+    def send(
+        self, request: SendRequest, *, key: str | None = None, message_id: str | None = None
+    ) -> Outcome: ...
+
+
+class Pacing(Protocol):
+    def reserve(self, n: int) -> float: ...
+
+
+class Requeue(Protocol):
+    def postpone(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def send(self, body: Mapping[str, Any], *, delay_seconds: int = 0) -> None: ...
+
+
+class Schedules(Protocol):
+    def at(self, name: str, when: int, payload: Mapping[str, Any]) -> None: ...
+
+
+class Events(Protocol):
+    def campaign_state(
+        self,
+        campaign_id: str,
+        state: str,
+        *,
+        previous: str | None,
+        counts: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None: ...
+
+
+class CampaignCache:
+    """Campaigns read at most ``ttl`` seconds ago, shared by a batch's threads."""
+
+    def __init__(
+        self, store: CampaignStore, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Campaign | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        with self._lock:
+            entry = self._entries.get(campaign_id)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        campaign = self._store.get(campaign_id)
+        with self._lock:
+            self._entries[campaign_id] = (self._clock(), campaign)
+        return campaign
+
+    def forget(self, campaign_id: str) -> None:
+        with self._lock:
+            self._entries.pop(campaign_id, None)
+
+
+@dataclass
+class SendWorker:
+    sender: Sender
+    store: CampaignStore
+    pacer: Pacing
+    requeue: Requeue
+    dead_letters: DeadLetters
+    schedules: Schedules
+    events: Events
+    retry_delay_seconds: int = 30
+    max_receives: int = 5
+    threads: int = 10
+    clock: Callable[[], float] = time.time
+    cache: CampaignCache | None = None
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def process(self, batch: Sequence[QueuedSend]) -> list[str]:
+        """Sends a batch; returns the SQS message ids to leave on the queue for a later attempt."""
+        cache = self.cache or CampaignCache(self.store)
+        self.cache = cache
+        retry: list[str] = []
+        groups: dict[str, list[QueuedSend]] = defaultdict(list)
+        for queued in batch:
+            groups[queued.campaign_id].append(queued)
+        for campaign_id, group in groups.items():
+            results = self._campaign_batch(cache, campaign_id, group)
+            retry.extend(self._settle(campaign_id, group, results))
+        return retry
+
+    def _campaign_batch(
+        self, cache: CampaignCache, campaign_id: str, group: list[QueuedSend]
+    ) -> list[_Result]:
+        campaign = cache.get(campaign_id)
+        if campaign is None:
+            logger.warning(
+                "queued sends for an unknown campaign dropped", campaign_id=campaign_id, count=len(group)
+            )
+            return [_Result(failed="unknown_campaign") for _ in group]
+        if campaign.state == CANCELLED:
+            return [_Result(count=CANCELLED_COUNT) for _ in group]
+        if campaign.state == PAUSED:
+            return [_Result(hold=True) for _ in group]
+        if self._outside_window(campaign):
+            return [_Result(hold=True) for _ in group]
+        self.pacer.reserve(len(group))
+        pool = self._threads()
+        return list(pool.map(lambda queued: self._one(cache, campaign, queued), group))
+
+    def _one(self, cache: CampaignCache, campaign: Campaign, queued: QueuedSend) -> _Result:
+        try:
+            return self._send_one(cache, campaign, queued)
+        except Exception as exc:  # an AWS failure before WeChat was asked: nothing went out
+            logger.warning("queued send failed before WeChat", error=type(exc).__name__)
+            return _Result(retry="storage_unavailable")
+
+    def _send_one(self, cache: CampaignCache, campaign: Campaign, queued: QueuedSend) -> _Result:
+        current = cache.get(campaign.campaign_id) or campaign
+        if current.state == CANCELLED:
+            return _Result(count=CANCELLED_COUNT)
+        if current.state == PAUSED:
+            return _Result(hold=True)
+        request = SendRequest(
+            openid=queued.openid,
+            template_id=campaign.template_id,
+            data={**campaign.data, **(queued.data or {})},
+            page=campaign.page,
+            miniprogram_state=campaign.miniprogram_state,
+            lang=campaign.lang,
+            campaign_id=campaign.campaign_id,
+        )
+        try:
+            outcome = self.sender.send(
+                request, message_id=message_id_for(campaign.campaign_id, queued.openid)
+            )
+        except errors.QuotaExhausted:
+            self._pause_for_quota()
+            return _Result(hold=True)
+        except errors.WxsubError as exc:
+            return _Result(retry=exc.code)
+        return _classify(outcome)
+
+    def _settle(self, campaign_id: str, group: list[QueuedSend], results: list[_Result]) -> list[str]:
+        counts: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        held: list[dict[str, Any]] = []
+        retry: list[str] = []
+        for queued, result in zip(group, results, strict=True):
+            if result.count:
+                counts[result.count] += 1
+            elif result.failed:
+                failed[result.failed] += 1
+            elif result.hold:
+                held.append(queued.recipient())
+            elif result.retry:
+                if self._retry_or_dead_letter(queued, result.retry):
+                    retry.append(queued.message_id)
+                else:
+                    failed[result.retry] += 1
+        if held:
+            self.store.hold(campaign_id, held)
+        if counts or failed:
+            self._count(campaign_id, counts, failed)
+        return retry
+
+    def _retry_or_dead_letter(self, queued: QueuedSend, reason: str) -> bool:
+        """True: back on the queue after the retry delay; False: moved to the DLQ with ``reason``."""
+        if queued.receive_count < self.max_receives - 1:
+            self.requeue.postpone(queued.receipt_handle, self.retry_delay_seconds)
+            return True
+        self.dead_letters.send({"campaign_id": queued.campaign_id, **queued.recipient(), "reason": reason})
+        metrics.add_metric(name="QueuedSendsDeadLettered", unit="Count", value=1)
+        return False
+
+    def _count(self, campaign_id: str, counts: Mapping[str, int], failed: Mapping[str, int]) -> None:
+        campaign = self.store.count(campaign_id, counts, failed)
+        finished = (
+            campaign.expanded
+            and campaign.state in (RUNNING, EXPANDING)
+            and campaign.counts.get("held", 0) == 0
+            and campaign.processed() >= campaign.counts.get("queued", 0)
+        )
+        if finished and self.store.transition(campaign_id, DONE, allowed=(RUNNING, EXPANDING)) is not None:
+            self.events.campaign_state(
+                campaign_id, DONE, previous=campaign.state, counts=campaign.to_json()["counts"]
+            )
+
+    def _outside_window(self, campaign: Campaign) -> bool:
+        """Outside its window the campaign pauses, and a schedule resumes it when the window opens."""
+        if not campaign.window:
+            return False
+        window = Window(**campaign.window)
+        opening = window.opens_after(self.clock())
+        if opening is None:
+            return False
+        self._pause(campaign.campaign_id, "window", opening)
+        return True
+
+    def _pause_for_quota(self) -> None:
+        """45009: the AppID's daily quota is spent; every running campaign waits for the next day."""
+        metrics.add_metric(name="CampaignsPausedForQuota", unit="Count", value=1)
+        resume_at = next_quota_day(self.clock())
+        for campaign_id in self.store.active():
+            self._pause(campaign_id, "quota", resume_at)
+
+    def _pause(self, campaign_id: str, reason: str, resume_at: int) -> None:
+        before = self.store.get(campaign_id)
+        paused = self.store.transition(
+            campaign_id, PAUSED, allowed=tuple(ACTIVE_STATES - {PAUSED}), reason=reason
+        )
+        if self.cache is not None:
+            self.cache.forget(campaign_id)
+        if paused is None or before is None:
+            return
+        self.schedules.at(
+            schedule_name(campaign_id, f"resume-{resume_at}"),
+            resume_at,
+            {"campaign_id": campaign_id, "resume": True},
+        )
+        self.events.campaign_state(
+            campaign_id, PAUSED, previous=before.state, reason=reason, counts=paused.to_json()["counts"]
+        )
+        logger.info("campaign paused", campaign_id=campaign_id, reason=reason, resume_at=resume_at)
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="send")
+        return self._pool
+
+
+def _classify(outcome: Outcome) -> _Result:
+    if outcome.replayed:
+        return _Result()
+    if outcome.status == 200:
+        return _Result(count=SENT)
+    if outcome.status == 504:
+        return _Result(count=UNKNOWN)
+    code = str(outcome.body.get("error", "rejected"))
+    if code == "no_grant":
+        return _Result(count=SKIPPED)
+    return _Result(failed=code)
+
+
+def parse_record(record: Mapping[str, Any]) -> QueuedSend | None:
+    """A SendQueue record as the worker needs it; None for a body it cannot read."""
+    try:
+        body = json.loads(record["body"])
+        data = body.get("data")
+        return QueuedSend(
+            message_id=str(record["messageId"]),
+            receipt_handle=str(record["receiptHandle"]),
+            receive_count=int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)),
+            campaign_id=str(body["campaign_id"]),
+            openid=str(body["openid"]),
+            data={str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
