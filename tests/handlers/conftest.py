@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Context:
     """What the Python runtime hands a handler."""
 
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str, remaining_millis: int = 20_000) -> None:
         self.function_name = function_name
+        self.remaining_millis = remaining_millis
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 512
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
@@ -36,7 +37,7 @@ class Context:
         self.log_stream_name = "handler-test"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 20_000
+        return self.remaining_millis
 
 
 @pytest.fixture(scope="session")
@@ -69,10 +70,13 @@ def aws_and_wechat() -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def invoke(aws_and_wechat: LocalStack) -> Invoke:
-    """``invoke("login", event)`` → what functions/login/app.py's handler returns."""
+    """``invoke("login", event)`` → what functions/login/app.py's handler returns.
+
+    ``remaining_millis`` is the time the invocation has left, as Lambda's context reports it.
+    """
     modules: dict[str, ModuleType] = {}
 
-    def call(function: str, event: dict[str, Any]) -> Any:
+    def call(function: str, event: dict[str, Any], remaining_millis: int = 20_000) -> Any:
         if function not in modules:
             path = ROOT / "functions" / function / "app.py"
             spec = importlib.util.spec_from_file_location(f"handler_{function}", path)
@@ -80,6 +84,6 @@ def invoke(aws_and_wechat: LocalStack) -> Invoke:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             modules[function] = module
-        return modules[function].lambda_handler(event, Context(function))
+        return modules[function].lambda_handler(event, Context(function, remaining_millis))
 
     return call

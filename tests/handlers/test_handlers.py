@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -116,6 +117,38 @@ def test_subscriptions_then_send_event(aws_and_wechat: LocalStack, invoke: Invok
     assert json.loads(reported["body"])["grants"][0]["one_time"] == 1
     assert sent["statusCode"] == 200, sent
     assert json.loads(again["body"]) == json.loads(sent["body"])
+
+
+def test_send_event_with_too_little_time_left_sends_nothing_and_the_same_key_sends_later(
+    aws_and_wechat: LocalStack, invoke: Invoke
+) -> None:
+    session = _login(aws_and_wechat, invoke)
+    with _sandbox(aws_and_wechat) as sb:
+        choice = {"openid": session["openid"], "template_id": SEEDED_ONE_TIME, "status": "accept"}
+        assert sb.post("/sandbox/subscribe", json=choice).status_code == 200
+    assert aws_and_wechat.sandbox is not None
+    aws_and_wechat.sandbox.wait_for_pushes(20)
+    report = load_event("subscriptions")
+    report["headers"]["authorization"] = f"Bearer {session['token']}"
+    report["body"] = json.dumps({"errMsg": "requestSubscribeMessage:ok", SEEDED_ONE_TIME: "accept"})
+    assert invoke("subscriptions", report)["statusCode"] == 200
+    send = load_event("send_message")
+    send["headers"]["idempotency-key"] = f"order-{uuid.uuid4()}"
+    send["body"] = json.dumps({"openid": session["openid"], "template_id": SEEDED_ONE_TIME, "data": DATA})
+
+    def inbox() -> list[dict]:
+        with _sandbox(aws_and_wechat) as sb:
+            return list(sb.get("/sandbox/inbox", params={"openid": session["openid"]}).json()["messages"])
+
+    hurried = invoke("send_message", send, remaining_millis=4_000)
+    after_hurried = inbox()
+    sent = invoke("send_message", send)
+
+    assert hurried["statusCode"] == 503, hurried
+    assert json.loads(hurried["body"])["error"] == "wechat_unavailable"
+    assert after_hurried == []
+    assert sent["statusCode"] == 200, sent
+    assert len(inbox()) == 1
 
 
 def test_wechat_push_event_verifies_the_url(aws_and_wechat: LocalStack, invoke: Invoke) -> None:

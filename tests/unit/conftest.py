@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,49 +14,44 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
+from local.template import load_yaml
+
 REGION = "ap-east-1"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
-def _string(*names: str) -> list[dict[str, str]]:
-    return [{"AttributeName": name, "AttributeType": "S"} for name in names]
+@cache
+def _resources() -> dict[str, Any]:
+    return dict(load_yaml(TEMPLATE)["Resources"])
 
 
-def _index(name: str, hash_key: str, range_key: str | None = None) -> dict[str, Any]:
-    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-    if range_key:
-        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-    return {"IndexName": name, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}}
+def table_arguments(logical_id: str, name: str) -> dict[str, Any]:
+    """``create_table`` arguments for one of template.yaml's tables, keys and indexes as declared."""
+    properties = copy.deepcopy(_resources()[logical_id]["Properties"])
+    arguments = {
+        "TableName": name,
+        "BillingMode": properties["BillingMode"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+    }
+    if "GlobalSecondaryIndexes" in properties:
+        arguments["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    return arguments
 
 
 def create_grants_table(dynamodb: Any, name: str = "grants") -> Any:
     """GrantsTable: openid + template_id, GSI ``by_template`` (template_id, openid)."""
-    return dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=_string("openid", "template_id"),
-        KeySchema=[
-            {"AttributeName": "openid", "KeyType": "HASH"},
-            {"AttributeName": "template_id", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[_index("by_template", "template_id", "openid")],
-    )
+    return dynamodb.create_table(**table_arguments("GrantsTable", name))
 
 
 def create_deliveries_table(dynamodb: Any, name: str = "deliveries") -> Any:
-    """DeliveriesTable: message_id, GSIs ``by_msgid`` (msgid) and ``by_recipient`` (recipient, created_at)."""
-    return dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            *_string("message_id", "msgid", "recipient"),
-            {"AttributeName": "created_at", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "message_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            _index("by_msgid", "msgid"),
-            _index("by_recipient", "recipient", "created_at"),
-        ],
-    )
+    """DeliveriesTable: message_id; GSIs ``by_msgid``, ``by_recipient`` and the sparse ``by_unsettled``."""
+    return dynamodb.create_table(**table_arguments("DeliveriesTable", name))
+
+
+def create_idempotency_table(dynamodb: Any, name: str = "idempotency") -> Any:
+    """IdempotencyTable: Powertools Idempotency's records, keyed by ``id``."""
+    return dynamodb.create_table(**table_arguments("IdempotencyTable", name))
 
 
 @pytest.fixture
@@ -80,6 +78,11 @@ def grants_table(aws: Any) -> Any:
 @pytest.fixture
 def deliveries_table(aws: Any) -> Any:
     return create_deliveries_table(aws)
+
+
+@pytest.fixture
+def idempotency_table(aws: Any) -> Any:
+    return create_idempotency_table(aws)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from wxsub.stores.grants import MAX_UNPAIRED, Grant, GrantLedger, Source
+from wxsub.stores.grants import MAX_UNPAIRED, Grant, GrantLedger, Source, Taken
 
 U, T = "o-user", "tmpl-1"
 T0 = 1_700_000_000
@@ -147,7 +147,7 @@ def test_a_revoke_takes_everything_away(ledger: GrantLedger) -> None:
     ledger.record_accept(U, T, source="push", at=T0 + 2, long_term=True)
     grant = ledger.revoke(U, T, at=T0 + 60)
     assert (grant.one_time, grant.long_term, grant.last_status) == (0, False, "reject")
-    assert ledger.take(U, T, long_term=False) is False
+    assert ledger.take(U, T, long_term=False) is None
 
 
 def test_an_accept_after_a_revoke_counts_even_without_its_other_half(ledger: GrantLedger) -> None:
@@ -167,19 +167,64 @@ def test_a_reject_for_a_pair_never_seen_creates_a_zero_grant(ledger: GrantLedger
 def test_take_spends_one_grant_at_a_time(ledger: GrantLedger) -> None:
     accept(ledger, "report", T0)
     accept(ledger, "report", T0 + 1)
-    assert [ledger.take(U, T, long_term=False) for _ in range(3)] == [True, True, False]
+    taken = [ledger.take(U, T, long_term=False) for i in range(3)]
+    assert [t is not None and t.spent for t in taken] == [True, True, False]
     assert ledger.get(U, T).one_time == 0
 
 
-def test_take_without_any_grant_is_false_and_writes_nothing(ledger: GrantLedger, grants_table: Any) -> None:
-    assert ledger.take(U, T, long_term=False) is False
+def test_take_without_any_grant_is_none_and_writes_nothing(ledger: GrantLedger, grants_table: Any) -> None:
+    assert ledger.take(U, T, long_term=False) is None
     assert "Item" not in grants_table.get_item(Key={"openid": U, "template_id": T})
 
 
-def test_restore_gives_a_grant_back(ledger: GrantLedger) -> None:
+def test_a_take_retried_by_the_sdk_after_its_answer_was_lost_spends_once(
+    ledger: GrantLedger, grants_table: Any
+) -> None:
+    """DynamoDB applied the update but the answer never arrived; botocore sends the same request again."""
+    accept(ledger, "report", T0)
+    accept(ledger, "report", T0 + 1)
+    client = grants_table.meta.client
+    attempts_made: list[int] = []
+
+    def lose_the_first_answer(attempts: int, **_: Any) -> int | None:
+        attempts_made.append(attempts)
+        return 0 if attempts == 1 else None
+
+    client.meta.events.register("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+    try:
+        taken = ledger.take(U, T, long_term=False)
+    finally:
+        client.meta.events.unregister("needs-retry.dynamodb.UpdateItem", lose_the_first_answer)
+
+    assert attempts_made == [1, 2], "the fault was not injected"
+    assert taken is not None and taken.spent
+    assert ledger.get(U, T).one_time == 1
+
+
+def test_each_take_is_its_own_even_for_the_same_user_and_template(ledger: GrantLedger) -> None:
+    accept(ledger, "report", T0)
+    accept(ledger, "report", T0 + 1)
+    assert ledger.take(U, T, long_term=False) is not None
+    assert ledger.take(U, T, long_term=False) is not None
+    assert ledger.take(U, T, long_term=False) is None
+    assert ledger.get(U, T).one_time == 0
+
+
+def give_back(ledger: GrantLedger, grants_table: Any) -> None:
+    """Applies the ledger's give-back element the way the deliveries store does: in a transaction."""
+    grants_table.meta.client.transact_write_items(TransactItems=[{"Update": ledger.give_back(U, T)}])
+
+
+def test_give_back_returns_a_spent_grant_when_applied(ledger: GrantLedger, grants_table: Any) -> None:
     accept(ledger, "push", T0)
-    assert ledger.take(U, T, long_term=False)
-    ledger.restore(U, T)
+    assert ledger.take(U, T, long_term=False) is not None
+    give_back(ledger, grants_table)
+    assert ledger.get(U, T).one_time == 1
+
+
+def test_give_back_alone_changes_nothing(ledger: GrantLedger) -> None:
+    accept(ledger, "push", T0)
+    ledger.give_back(U, T)
     assert ledger.get(U, T).one_time == 1
 
 
@@ -187,26 +232,48 @@ def test_exhaust_zeroes_whatever_the_ledger_believed(ledger: GrantLedger) -> Non
     for i in range(3):
         accept(ledger, "report", T0 + i)
     ledger.record_accept(U, T, source="push", at=T0, long_term=True)
-    ledger.exhaust(U, T)
+    seen = ledger.take(U, T, long_term=False)
+    assert seen is not None
+    assert ledger.exhaust(U, T, seen) is True
     grant = ledger.get(U, T)
     assert (grant.one_time, grant.long_term) == (0, False)
-    assert ledger.take(U, T, long_term=False) is False
+    assert ledger.take(U, T, long_term=False) is None
+
+
+def test_exhaust_keeps_an_accept_counted_since_the_take(ledger: GrantLedger) -> None:
+    """43101 answers for the moment WeChat saw; an accept counted after the take is a new grant."""
+    accept(ledger, "report", T0)
+    seen = ledger.take(U, T, long_term=False)
+    assert seen is not None
+    accept(ledger, "report", T0 + 30)
+    assert ledger.exhaust(U, T, seen) is False
+    assert ledger.get(U, T).one_time == 1
+
+
+def test_exhaust_ends_a_long_term_subscription_seen_by_a_long_term_take(ledger: GrantLedger) -> None:
+    ledger.record_accept(U, T, source="push", at=T0, long_term=True)
+    seen = ledger.take(U, T, long_term=True)
+    assert seen is not None and seen.spent is False
+    assert ledger.exhaust(U, T, seen) is True
+    assert ledger.get(U, T).long_term is False
 
 
 def test_a_long_term_take_does_not_consume(ledger: GrantLedger) -> None:
     ledger.record_accept(U, T, source="push", at=T0, long_term=True)
-    assert all(ledger.take(U, T, long_term=True) for _ in range(5))
+    taken = [ledger.take(U, T, long_term=True) for _ in range(5)]
+    assert all(t is not None and not t.spent for t in taken)
     assert ledger.get(U, T).long_term is True
 
 
-def test_a_long_term_take_without_a_subscription_is_false(ledger: GrantLedger) -> None:
-    assert ledger.take(U, T, long_term=True) is False
+def test_a_long_term_take_without_a_subscription_is_none(ledger: GrantLedger) -> None:
+    assert ledger.take(U, T, long_term=True) is None
 
 
 def test_a_long_term_take_honours_accepts_counted_as_one_time(ledger: GrantLedger) -> None:
     """Accepts recorded before the registry knew the template was long-term still mean consent."""
     accept(ledger, "report", T0)
-    assert ledger.take(U, T, long_term=True) is True
+    taken = ledger.take(U, T, long_term=True)
+    assert taken is not None and taken.spent is False
     assert ledger.get(U, T).one_time == 1
 
 
@@ -244,7 +311,7 @@ def test_twenty_parallel_takes_of_one_grant_spend_it_once(
 ) -> None:
     accept(ledger, "push", T0)
     results = in_parallel(grants_table, lambda own, i: own.take(U, T, long_term=False))
-    assert results.count(True) == 1
+    assert sum(taken is not None for taken in results) == 1
     assert ledger.get(U, T).one_time == 0
 
 
@@ -272,10 +339,12 @@ def test_parallel_accepts_and_takes_never_lose_a_grant(
         accept(ledger, "report", T0 + i)
 
     def work(own: GrantLedger, i: int) -> Any:
-        return accept(own, "report", T0 + 100 + i) if i % 2 else own.take(U, T, long_term=False)
+        if i % 2:
+            return accept(own, "report", T0 + 100 + i)
+        return own.take(U, T, long_term=False)
 
     results = in_parallel(grants_table, work)
-    takes = results.count(True)
+    takes = sum(isinstance(result, Taken) for result in results)
     assert takes == 10
     assert ledger.get(U, T).one_time == 10 + 10 - takes
 

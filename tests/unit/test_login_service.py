@@ -8,13 +8,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from wxsub import errors
 from wxsub.services.login import LoginResult, LoginService
 from wxsub.sessions import SessionSigner
-from wxsub.wechat.api.auth import Code2Session
-from wxsub.wechat.client import WeChatApiError, WeChatError, WeChatTimeout, WeChatUnreachable
+from wxsub.wechat.api.auth import AuthApi, Code2Session
+from wxsub.wechat.client import (
+    WeChatAmbiguous,
+    WeChatApiError,
+    WeChatError,
+    WeChatTransport,
+    WeChatUnreachable,
+)
 
 T0 = int(time.time())  # sessions are verified against the real clock
 SECRET, APPID, TTL = "app-secret", "wx-app", 3600
@@ -267,13 +274,55 @@ def test_wechat_busy_on_every_attempt_is_rate_limited_or_unavailable(
     assert (limited.calls, away.calls) == (3, 3)
 
 
-def test_a_timeout_is_not_retried_since_the_code_may_be_spent(
-    state: State, clock: Clock, sleeps: Sleeps
+@pytest.mark.parametrize(
+    "failure",
+    [
+        WeChatAmbiguous("no complete answer from WeChat (ReadTimeout)"),
+        WeChatAmbiguous("WeChat answered HTTP 502"),
+        WeChatAmbiguous("jscode2session answered without an openid"),
+    ],
+    ids=["read-timeout", "error-page", "no-openid"],
+)
+def test_an_ambiguous_answer_is_not_retried_since_the_code_may_be_spent(
+    failure: WeChatAmbiguous, state: State, clock: Clock, sleeps: Sleeps
 ) -> None:
-    wechat = WeChat(WeChatTimeout("no answer from WeChat"))
+    wechat = WeChat(failure)
 
-    with pytest.raises(errors.WeChatUnavailable):
+    with pytest.raises(errors.WeChatUnavailable) as raised:
         login_service(wechat, state, clock, sleeps).login(CODE)
 
+    assert (raised.value.status, raised.value.code) == (503, "wechat_unavailable")
     assert wechat.calls == 1
+    assert sleeps.seconds == []
+    assert state.items == {}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(502, content=b"<html>502 Bad Gateway</html>"),
+        httpx.Response(200, content=b"<html>maintenance</html>"),
+        httpx.Response(200, json={"session_key": SESSION_KEY}),
+    ],
+    ids=["502-page", "not-json", "no-openid"],
+)
+def test_wechat_answering_an_unusable_body_is_503_after_one_exchange(
+    answer: httpx.Response, state: State, clock: Clock, sleeps: Sleeps
+) -> None:
+    """Over the real transport: whatever came back, the code may be spent, so it is asked once."""
+    requests: list[httpx.Request] = []
+
+    def wechat(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return answer
+
+    http = httpx.Client(base_url="https://wechat.test", transport=httpx.MockTransport(wechat))
+    auth = AuthApi(WeChatTransport("https://wechat.test", 1.0, http=http), APPID)
+    service = LoginService(auth, state, lambda: SECRET, lambda: SIGNER, clock=clock, sleep=sleeps)  # type: ignore[arg-type]
+
+    with pytest.raises(errors.WeChatUnavailable) as raised:
+        service.login(CODE)
+
+    assert (raised.value.status, raised.value.code) == (503, "wechat_unavailable")
+    assert len(requests) == 1
     assert sleeps.seconds == []

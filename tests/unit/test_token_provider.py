@@ -7,10 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from wxsub import errors
+from wxsub.deadline import Deadline
 from wxsub.services.tokens import LEASE_NAME, RefreshResult, TokenProvider, TokenRefresher
 from wxsub.stores.parameters import StoredToken
 from wxsub.wechat.api.auth import AccessToken
-from wxsub.wechat.client import WeChatApiError, WeChatError, WeChatTimeout, WeChatUnreachable
+from wxsub.wechat.client import WeChatAmbiguous, WeChatApiError, WeChatError, WeChatUnreachable
 
 NOW = 1_800_000_000
 SECRET = "app-secret"
@@ -177,10 +178,10 @@ def test_a_second_token_error_after_healing_propagates_without_another_attempt()
         WeChatApiError(47003, "argument invalid!"),
         WeChatApiError(-1, "system busy"),
         WeChatApiError(40013, "invalid appid"),
-        WeChatTimeout("no answer from WeChat"),
+        WeChatAmbiguous("no complete answer from WeChat (ReadTimeout)"),
         WeChatUnreachable("cannot connect to WeChat"),
     ],
-    ids=["47003", "busy", "credential", "timeout", "unreachable"],
+    ids=["47003", "busy", "credential", "ambiguous", "unreachable"],
 )
 def test_errors_that_are_not_about_the_token_propagate_untouched(error: WeChatError) -> None:
     wechat = WeChat(current="old")
@@ -223,6 +224,107 @@ def test_a_refresh_wechat_refuses_surfaces_as_a_product_error_and_frees_the_leas
 
     assert LEASE_NAME not in leases.held
     assert store.token == "old"
+
+
+# The guard: no WeChat request starts that the invocation could not see the answer of.
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Context:
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+class SlowWeChat(WeChat):
+    """WeChat whose API answers take ``seconds`` of the invocation's time each."""
+
+    def __init__(self, current: str, clock: Clock, seconds: float) -> None:
+        super().__init__(current)
+        self._clock, self._seconds = clock, seconds
+
+    def send(self, access_token: str) -> str:
+        self._clock.now += self._seconds
+        return super().send(access_token)
+
+
+def deadline_guard(clock: Clock, millis_left: int, needs_seconds: float) -> Callable[[], None]:
+    deadline = Deadline(clock)
+    deadline.bind(Context(millis_left))
+
+    def guard() -> None:
+        if not deadline.allows(needs_seconds):
+            raise errors.DeadlineReached("too little time left")
+
+    return guard
+
+
+def test_a_guard_that_refuses_stops_the_call_before_any_request() -> None:
+    wechat = WeChat(current="old")
+    store, leases, clock = TokenStore("old"), Leases(), Clock()
+
+    with pytest.raises(errors.DeadlineReached):
+        provider(wechat, store, leases).call(wechat.send, guard=deadline_guard(clock, 2_000, 5.0))
+
+    assert wechat.tokens_seen == []
+    assert wechat.stable_token_calls == 0
+
+
+def test_a_guard_that_refuses_stops_the_first_refresh_before_stable_token() -> None:
+    wechat = WeChat(current="first")
+    store, leases, clock = TokenStore(), Leases(), Clock()
+
+    with pytest.raises(errors.DeadlineReached):
+        provider(wechat, store, leases).call(wechat.send, guard=deadline_guard(clock, 2_000, 5.0))
+
+    assert (wechat.stable_token_calls, wechat.tokens_seen, store.token) == (0, [], None)
+    assert LEASE_NAME not in leases.held
+
+
+def test_the_guard_stops_a_heal_when_the_refused_call_used_up_the_time() -> None:
+    clock = Clock()
+    wechat = SlowWeChat(current="new", clock=clock, seconds=8.0)
+    store, leases = TokenStore("old"), Leases()
+
+    with pytest.raises(errors.DeadlineReached):
+        provider(wechat, store, leases).call(wechat.send, guard=deadline_guard(clock, 12_000, 5.0))
+
+    assert wechat.tokens_seen == ["old"]
+    assert wechat.stable_token_calls == 0
+    assert (store.token, store.writes) == ("old", 0)
+    assert LEASE_NAME not in leases.held
+
+
+def test_the_guard_stops_the_retry_even_when_ssm_already_holds_the_newer_token() -> None:
+    clock = Clock()
+    wechat = SlowWeChat(current="new", clock=clock, seconds=8.0)
+    store, leases = TokenStore("new", cached="old"), Leases()
+
+    with pytest.raises(errors.DeadlineReached):
+        provider(wechat, store, leases).call(wechat.send, guard=deadline_guard(clock, 12_000, 5.0))
+
+    assert wechat.tokens_seen == ["old"]
+
+
+def test_a_guard_with_time_to_spare_lets_the_heal_through() -> None:
+    clock = Clock()
+    wechat = SlowWeChat(current="new", clock=clock, seconds=1.0)
+    store, leases = TokenStore("old"), Leases()
+
+    answer = provider(wechat, store, leases).call(wechat.send, guard=deadline_guard(clock, 20_000, 5.0))
+
+    assert answer == "sent"
+    assert wechat.tokens_seen == ["old", "new"]
+    assert wechat.stable_token_calls == 1
 
 
 # The scheduled refresher.

@@ -51,6 +51,7 @@ class Settings:
     campaign_max_recipients: int = 10000
     send_rate_per_second: int = 200
     send_retry_delay_seconds: int = 30
+    function_timeout_seconds: int | None = None
 
     @property
     def miniprogram_state(self) -> str:
@@ -98,6 +99,7 @@ class Settings:
             campaign_max_recipients=_number(env, "CAMPAIGN_MAX_RECIPIENTS", 10000, int),
             send_rate_per_second=_number(env, "SEND_RATE_PER_SECOND", 200, int),
             send_retry_delay_seconds=_number(env, "SEND_RETRY_DELAY_SECONDS", 30, int),
+            function_timeout_seconds=_number(env, "FUNCTION_TIMEOUT_SECONDS", 0, int) or None,
             **optional,
         )
 

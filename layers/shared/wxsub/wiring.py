@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
+from wxsub.errors import ConfigurationError
 from wxsub.services.announce import Announcer
 from wxsub.services.campaigns import CampaignService
 from wxsub.services.expand import Expander
@@ -168,12 +169,25 @@ def ledger() -> GrantLedger:
 @cache
 def deliveries() -> Deliveries:
     s = settings()
-    return Deliveries(table(s.need("deliveries_table")), settle_window_seconds=s.settle_window_seconds)
+    campaigns = campaign_store() if s.campaigns_table else None
+    return Deliveries(
+        table(s.need("deliveries_table")),
+        settle_window_seconds=s.settle_window_seconds,
+        on_settled=Announcer(events(), campaigns),
+    )
 
 
 @cache
 def send_service() -> SendService:
     s = settings()
+    call_seconds = s.wechat_timeout + min(s.wechat_timeout, 3.0)
+    needed = call_seconds + RECORD_SECONDS
+    if s.function_timeout_seconds is not None and s.function_timeout_seconds < needed:
+        raise ConfigurationError(
+            f"FUNCTION_TIMEOUT_SECONDS ({s.function_timeout_seconds}) must be at least {needed:g}: a send "
+            f"needs WECHAT_TIMEOUT_SECONDS ({s.wechat_timeout:g}) plus the connect timeout and "
+            f"{RECORD_SECONDS:g} s to record the answer, or it would never call WeChat"
+        )
     return SendService(
         api=SubscribeApi(transport()),
         tokens=token_provider(),
@@ -186,7 +200,7 @@ def send_service() -> SendService:
         is_long_term=registry().is_long_term,
         deadline=deadline(),
         events=events(),
-        call_seconds=s.wechat_timeout + min(s.wechat_timeout, 3.0),
+        call_seconds=call_seconds,
         record_seconds=RECORD_SECONDS,
     )
 
@@ -216,15 +230,7 @@ def _push_config(token: str, aes: str) -> PushConfig:
 
 @cache
 def push_service() -> PushService:
-    campaigns = campaign_store() if settings().campaigns_table else None
-    return PushService(
-        push_config,
-        state(),
-        ledger(),
-        deliveries(),
-        registry().is_long_term,
-        outcomes=Announcer(events(), campaigns),
-    )
+    return PushService(push_config, state(), ledger(), deliveries(), registry().is_long_term)
 
 
 @cache
@@ -234,7 +240,6 @@ def settle_unknown() -> SettleUnknown:
         ledger(),
         window_seconds=settings().settle_window_seconds,
         deadline=deadline(),
-        outcomes=Announcer(events(), None),
     )
 
 

@@ -30,7 +30,7 @@ class Announcer:
         self._events = events
         self._campaigns = campaigns
 
-    def delivery_settled(self, delivery: Any) -> None:
+    def __call__(self, delivery: Any) -> None:
         """A sent event (or the sweep) settled ``delivery``: tell the bus, count it for its campaign."""
         self._events.message_status(
             message_id=delivery.message_id,

@@ -39,17 +39,6 @@ class Receipts(Protocol):
     ) -> Any: ...
 
 
-class Outcomes(Protocol):
-    """Where a settled delivery is announced: the event bus, and its campaign's counters."""
-
-    def delivery_settled(self, delivery: Any) -> None: ...
-
-
-class _Silent:
-    def delivery_settled(self, delivery: Any) -> None:
-        return None
-
-
 class PushService:
     def __init__(
         self,
@@ -59,7 +48,6 @@ class PushService:
         receipts: Receipts,
         is_long_term: Callable[[str], bool],
         clock: Callable[[], float] = time.time,
-        outcomes: Outcomes | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -67,7 +55,6 @@ class PushService:
         self._receipts = receipts
         self._is_long_term = is_long_term
         self._clock = clock
-        self._outcomes = outcomes or _Silent()
 
     def verify_url(self, query: Mapping[str, str]) -> str:
         return push.verify_url(self._config(), query, self._clock())
@@ -112,7 +99,7 @@ class PushService:
         if not item.msg_id:
             logger.warning("sent event without MsgID", template_id=item.template_id)
             return
-        settled = self._receipts.apply_sent_event(
+        self._receipts.apply_sent_event(
             openid=message.from_user,
             template_id=item.template_id,
             msgid=item.msg_id,
@@ -120,5 +107,3 @@ class PushService:
             error_status=item.error_status or "",
             at=message.create_time,
         )
-        if settled is not None and settled.status in ("delivered", "failed"):
-            self._outcomes.delivery_settled(settled)

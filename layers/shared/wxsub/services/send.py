@@ -55,18 +55,21 @@ class SendRequest:
     fit: bool = False
     ledger: str = "enforce"
     campaign_id: str | None = None
+    queued_as: str | None = None  # the SQS message that carried a campaign's send
 
 
 @dataclass(frozen=True)
 class Outcome:
     """An answer worth storing under an Idempotency-Key: HTTP status and JSON body.
 
-    ``replayed`` marks the answer of an earlier attempt found in its record: nothing was done now.
+    ``replayed`` marks the answer of an earlier attempt found in its record: nothing was done now;
+    ``replayed_from`` is the queue message that attempt came from, if any.
     """
 
     status: int
     body: dict[str, Any]
     replayed: bool = False
+    replayed_from: str | None = None
 
     @classmethod
     def refused(cls, error: errors.WxsubError) -> Outcome:
@@ -181,17 +184,18 @@ class SendService:
             return replay(earlier)
         try:
             taken = self._take_grant(request, long_term)
-        except Exception:
-            self.deliveries.release(message_id)
-            raise
-        if taken is None and self.grants is not None:
-            if request.ledger != "ignore":
-                self.deliveries.release(message_id)
-                return Outcome.refused(
-                    errors.NoGrant("the user holds no grant for this template; ask them to subscribe again")
-                )
-            if one_time:
+            if taken is None and self.grants is not None and request.ledger == "ignore" and one_time:
                 self.deliveries.without_grant(message_id)
+        except Exception:
+            # nothing went out; if even the release fails, the sweep settles the record later
+            if not self._persist(lambda: self.deliveries.release(message_id)):
+                logger.error("an unsent message could not be released", message_id=message_id)
+            raise
+        if taken is None and self.grants is not None and request.ledger != "ignore":
+            self._persist(lambda: self.deliveries.release(message_id))
+            return Outcome.refused(
+                errors.NoGrant("the user holds no grant for this template; ask them to subscribe again")
+            )
         message = OutgoingMessage(
             touser=request.openid,
             template_id=request.template_id,
@@ -251,8 +255,10 @@ class SendService:
         if self._persist(
             lambda: self.deliveries.finish(send.message_id, "sent", outcome.stored(), msgid=msgid)
         ):
+            self._emit(send, "sent", msgid=msgid or None)
             return outcome
         logger.error("a sent message could not be recorded", message_id=send.message_id)
+        self._emit(send, "unknown")
         return outcome_unknown(send.message_id)
 
     def _unknown(self, send: _Send, exc: WeChatAmbiguous) -> Outcome:
@@ -342,8 +348,11 @@ def outcome_unknown(message_id: str) -> Outcome:
 
 def replay(earlier: Delivery) -> Outcome:
     """What a retry of a send that already has a record answers, without calling WeChat."""
+    origin = earlier.queued_as
     if earlier.answer is not None:
-        return Outcome(int(earlier.answer["status"]), dict(earlier.answer["body"]), replayed=True)
+        return Outcome(
+            int(earlier.answer["status"]), dict(earlier.answer["body"]), replayed=True, replayed_from=origin
+        )
     if earlier.status == "sending":
         raise errors.SendInProgress(
             "an earlier attempt of this send is still running; its outcome will be recorded under message_id",
@@ -351,8 +360,8 @@ def replay(earlier: Delivery) -> Outcome:
         )
     if earlier.msgid:  # settled by WeChat's sent event after its writer stopped
         body = {"status": "sent", "message_id": earlier.message_id, "msgid": earlier.msgid}
-        return Outcome(200, body, replayed=True)
-    return Outcome(504, outcome_unknown(earlier.message_id).body, replayed=True)
+        return Outcome(200, body, replayed=True, replayed_from=origin)
+    return Outcome(504, outcome_unknown(earlier.message_id).body, replayed=True, replayed_from=origin)
 
 
 def new_message_id() -> str:

@@ -14,7 +14,6 @@ invocation still has time: what it leaves is the oldest work of the next run.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
@@ -38,10 +37,6 @@ class GrantReturns(Protocol):
     def give_back(self, openid: str, template_id: str) -> dict[str, Any]: ...
 
 
-class Outcomes(Protocol):
-    def delivery_settled(self, delivery: Any) -> None: ...
-
-
 class SettleUnknown:
     def __init__(
         self,
@@ -50,14 +45,12 @@ class SettleUnknown:
         window_seconds: int = SETTLE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
         deadline: Deadline | None = None,
-        outcomes: Outcomes | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._grants = grants
         self._window = window_seconds
         self._clock = clock
         self._deadline = deadline or Deadline()
-        self._outcomes = outcomes
 
     def run(self) -> int:
         """Gives up on every open send older than the window that no event settles; returns how many."""
@@ -73,9 +66,6 @@ class SettleUnknown:
                 give_back = self._grants.give_back(delivery.openid, delivery.template_id)
             if self._deliveries.give_up(delivery.message_id, NO_SENT_EVENT, give_back):
                 given_up += 1
-                if self._outcomes is not None:
-                    failed = dataclasses.replace(delivery, status="failed", error_status=NO_SENT_EVENT)
-                    self._outcomes.delivery_settled(failed)
         if given_up:
             logger.info("open sends settled without a sent event", count=given_up)
             metrics.add_metric(name="UnknownSendsGivenUp", unit="Count", value=given_up)

@@ -40,7 +40,7 @@ from wxsub.stores.campaigns import (
     CampaignStore,
 )
 
-CACHE_SECONDS = 1.0
+CACHE_SECONDS = 0.9  # "at most a second", with room for the request to reach WeChat
 SENT, SKIPPED, UNKNOWN, CANCELLED_COUNT = "sent", "skipped", "unknown", "cancelled"
 
 
@@ -155,9 +155,22 @@ class SendWorker:
         for queued in batch:
             groups[queued.campaign_id].append(queued)
         for campaign_id, group in groups.items():
-            results = self._campaign_batch(cache, campaign_id, group)
-            retry.extend(self._settle(campaign_id, group, results))
+            try:
+                results = self._campaign_batch(cache, campaign_id, group)
+                retry.extend(self._settle(campaign_id, group, results))
+            except Exception as exc:  # counting or holding failed: the whole group comes back soon
+                logger.warning("a campaign's batch comes back for another attempt", error=type(exc).__name__)
+                retry.extend(self._again(group))
         return retry
+
+    def _again(self, group: list[QueuedSend]) -> list[str]:
+        """The group's messages are due again after the retry delay (their sends replay, never resend)."""
+        for queued in group:
+            try:
+                self.requeue.postpone(queued.receipt_handle, self.retry_delay_seconds)
+            except Exception:  # the queue's own visibility timeout brings it back instead
+                logger.warning("a queued send could not be postponed", message_id=queued.message_id)
+        return [queued.message_id for queued in group]
 
     def _campaign_batch(
         self, cache: CampaignCache, campaign_id: str, group: list[QueuedSend]
@@ -199,6 +212,7 @@ class SendWorker:
             miniprogram_state=campaign.miniprogram_state,
             lang=campaign.lang,
             campaign_id=campaign.campaign_id,
+            queued_as=queued.message_id,
         )
         try:
             outcome = self.sender.send(
@@ -209,7 +223,7 @@ class SendWorker:
             return _Result(hold=True)
         except errors.WxsubError as exc:
             return _Result(retry=exc.code)
-        return _classify(outcome)
+        return _classify(outcome, queued.message_id)
 
     def _settle(self, campaign_id: str, group: list[QueuedSend], results: list[_Result]) -> list[str]:
         counts: Counter[str] = Counter()
@@ -299,8 +313,12 @@ class SendWorker:
         return self._pool
 
 
-def _classify(outcome: Outcome) -> _Result:
-    if outcome.replayed:
+def _classify(outcome: Outcome, queued_as: str) -> _Result:
+    """A fresh outcome counts; so does a replay for this same queue message, whose first attempt
+    stopped before its batch was counted. A replay from another message (the recipient was queued
+    twice) was counted by that message.
+    """
+    if outcome.replayed and outcome.replayed_from != queued_as:
         return _Result()
     if outcome.status == 200:
         return _Result(count=SENT)

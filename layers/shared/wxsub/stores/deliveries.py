@@ -80,6 +80,7 @@ class Delivery:
     answer: dict[str, Any] | None = None
     grant: str | None = None
     campaign_id: str | None = None
+    queued_as: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,7 +140,9 @@ class Deliveries:
         settle_window_seconds: int = 600,
         clock: Callable[[], float] = time.time,
         skew_seconds: int = SKEW_SECONDS,
+        on_settled: Callable[[Delivery], None] | None = None,
     ) -> None:
+        self._on_settled = on_settled
         self._table = table
         self._client = table.meta.client  # a resource's client: it takes and gives plain Python values
         self._ttl = ttl_seconds
@@ -316,7 +319,7 @@ class Deliveries:
         ):
             pairing = self._pair(str(candidate["message_id"]), event)
             if pairing == "paired":
-                return self.get(str(candidate["message_id"]))
+                return self._settled(self.get(str(candidate["message_id"])))
             if pairing in ("event_taken", "busy"):
                 return self._owner_of(event.msgid)
         return None
@@ -372,7 +375,10 @@ class Deliveries:
                 ":unknown": UNKNOWN,
             },
         }
-        return self._update_with(update, give_back)
+        if not self._update_with(update, give_back):
+            return False
+        self._settled(self.get(message_id))
+        return True
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -445,6 +451,7 @@ class Deliveries:
             "state": getattr(request, "miniprogram_state", None),
             "lang": getattr(request, "lang", None),
             "campaign_id": getattr(request, "campaign_id", None),
+            "queued_as": getattr(request, "queued_as", None),
         }
         item.update({name: value for name, value in optional.items() if value is not None})
         return item
@@ -500,6 +507,8 @@ class Deliveries:
             openid, template_id, PENDING, since=created - self._skew, until=created + self._window
         ):
             pairing = self._pair(message_id, SentEvent.from_item(parked["event"]))
+            if pairing == "paired":
+                self._settled(self.get(message_id))
             if pairing in ("paired", "delivery_taken"):
                 return True
             if pairing == "busy":
@@ -566,7 +575,13 @@ class Deliveries:
             if not _conditional_failure(exc):
                 raise
             return self.get(message_id)
-        return _delivery(answer["Attributes"])
+        return self._settled(_delivery(answer["Attributes"]))
+
+    def _settled(self, delivery: Delivery | None) -> Delivery | None:
+        """Tells the listener (events, campaign counters) that ``delivery`` just reached an end."""
+        if delivery is not None and self._on_settled is not None:
+            self._on_settled(delivery)
+        return delivery
 
     def _recorded_with(self, msgid: str) -> dict[str, Any] | None:
         """A delivery whose rendezvous was never written (the writer stopped in between), by GSI."""
@@ -654,6 +669,7 @@ def _delivery(item: dict[str, Any]) -> Delivery:
         answer=_plain(answer) if isinstance(answer, dict) else None,
         grant=item.get("grant"),
         campaign_id=item.get("campaign_id"),
+        queued_as=item.get("queued_as"),
     )
 
 
