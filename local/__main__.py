@@ -63,7 +63,13 @@ def banner(stack: LocalStack) -> str:
     for s in d.schedules:
         lines.append(f"  schedule {s.function}.{s.event} {s.expression}{'' if s.enabled else ' (disabled)'}")
     for q in d.queue_sources:
-        lines.append(f"  queue    {q.queue_url} -> {q.function} (batch {q.batch_size})")
+        at_once = stack.queue_concurrency(q)
+        lines.append(
+            f"  queue    {q.queue_url} -> {q.function} (batch {q.batch_size}"
+            + (f", {at_once} at once)" if at_once > 1 else ")")
+        )
+    for bus in d.event_buses:
+        lines.append(f"  bus      {bus.name}  (each event printed as [events] <detail-type> <detail>)")
     key = stack.credentials[0]
     source = (
         "the defaults in docs/local.md"

@@ -15,7 +15,7 @@ from typing import IO, Any
 import boto3
 import httpx
 
-from local.aws_front import CONTROL_PREFIX
+from local.aws_front import CONTROL_PREFIX, INTERNAL_HEADER
 from local.model import Description, Queue, Table
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -192,12 +192,20 @@ class Resources:
     """Creates and resets what the template declares, through boto3 clients bound to moto."""
 
     def __init__(self, endpoint: str, region: str, credentials: tuple[str, str]) -> None:
-        session = boto3.session.Session(
+        self._session = boto3.session.Session(
             aws_access_key_id=credentials[0], aws_secret_access_key=credentials[1], region_name=region
         )
-        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        self.sqs = session.client("sqs", endpoint_url=endpoint)
-        self.ssm = session.client("ssm", endpoint_url=endpoint)
+        self._endpoint = endpoint
+        self.dynamodb = self._session.client("dynamodb", endpoint_url=endpoint)
+        self.sqs = self._session.client("sqs", endpoint_url=endpoint)
+        self.ssm = self._session.client("ssm", endpoint_url=endpoint)
+
+    def internal_client(self, service: str) -> Any:
+        """A client for the stack's own machinery: the front neither counts nor faults its requests."""
+        session: Any = self._session  # any service by name: boto3's typed overloads want literals
+        client = session.client(service, endpoint_url=self._endpoint)
+        client.meta.events.register("before-sign", _mark_internal)
+        return client
 
     def create(self, description: Description) -> None:
         for table in description.tables:
@@ -243,6 +251,10 @@ class Resources:
         for queue in queues:
             self.sqs.delete_queue(QueueUrl=queue.url)
         self.create_queues(queues)
+
+
+def _mark_internal(request: Any, **_: Any) -> None:
+    request.headers[INTERNAL_HEADER] = "1"
 
 
 def _table_arguments(table: Table) -> dict[str, Any]:

@@ -9,6 +9,9 @@ It runs inside moto's process (no extra network hop) and sees each request befor
   once moto applied them ("the write happened, the answer was lost"), optionally late (``delay``).
 
 Both are driven over HTTP on the same endpoint, under :data:`CONTROL_PREFIX` (see docs/local.md).
+Requests carrying :data:`INTERNAL_HEADER` are the stack's own machinery standing in for AWS
+(polling runtime schedules, draining the event-bus tap, a schedule's delivery): they go straight
+to moto, neither counted nor faulted, since on AWS no such request would exist or be the caller's.
 This module imports only the standard library at import time, so the stack's side can read it.
 """
 
@@ -32,6 +35,8 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
 CONTROL_PREFIX = "/_local/"
+INTERNAL_HEADER = "X-Local-Internal"
+_INTERNAL_ENVIRON = "HTTP_" + INTERNAL_HEADER.upper().replace("-", "_")
 ERRORS = ("throttle", "internal", "none")
 MAX_DELAY = 600.0
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
@@ -281,7 +286,7 @@ class Front:
         path = environ.get("PATH_INFO") or "/"
         if path.startswith(CONTROL_PREFIX):
             return _send(start_response, self._control(environ, path))
-        if path.startswith("/moto-api"):
+        if path.startswith("/moto-api") or environ.get(_INTERNAL_ENVIRON):
             return self.app(environ, start_response)
         call = read_call(environ)
         self.counts.add(call)

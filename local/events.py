@@ -8,7 +8,8 @@ An SQS event source polls like Lambda's: batches up to ``BatchSize`` (gathered f
 ``MaximumBatchingWindowInSeconds``), deletes what succeeded, and leaves the rest to reappear
 after the queue's visibility timeout (and to move to the DLQ at ``maxReceiveCount``). With
 ``ReportBatchItemFailures`` only the records named in ``batchItemFailures`` stay; a raised error,
-or an answer naming an unknown record, fails the whole batch.
+or an answer naming an unknown record, fails the whole batch. Like Lambda with ``ScalingConfig:
+MaximumConcurrency``, a source may run several pollers, each receiving and invoking its own batch.
 """
 
 from __future__ import annotations
@@ -65,12 +66,22 @@ def next_run(expression: str, after: datetime, timezone: str = "UTC") -> datetim
         if match.group(2) not in _UNITS:
             raise TemplateError(f"unknown rate unit in {expression}")
         return after + timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    if match := re.fullmatch(r"at\((.+)\)", expression.strip()):
-        when = datetime.fromisoformat(match.group(1)).replace(tzinfo=ZoneInfo(timezone))
+    if (when := at_time(expression, timezone)) is not None:
         return when if when > after else None
     if match := re.fullmatch(r"cron\((.+)\)", expression.strip()):
         return _cron_next(match.group(1).split(), after.astimezone(ZoneInfo(timezone)))
     raise TemplateError(f"schedule expression {expression!r} is not rate(), cron() or at()")
+
+
+def at_time(expression: str, timezone: str = "UTC") -> datetime | None:
+    """The moment ``at(yyyy-mm-ddThh:mm:ss)`` names, read in ``timezone``; None for rate() or cron()."""
+    match = re.fullmatch(r"at\((.+)\)", expression.strip())
+    if match is None:
+        return None
+    try:
+        return datetime.fromisoformat(match.group(1)).replace(tzinfo=ZoneInfo(timezone))
+    except ValueError:
+        raise TemplateError(f"{expression!r} is not at(yyyy-mm-ddThh:mm:ss)") from None
 
 
 def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
@@ -152,25 +163,43 @@ class Scheduler:
 
 
 class QueuePoller:
-    """Lambda's SQS event source mapping for one queue and function."""
+    """Lambda's SQS event source mapping for one queue and function.
+
+    ``concurrency`` pollers run at once, each with at most one batch in flight, as Lambda runs up
+    to ``MaximumConcurrency`` invocations of one source; the queue's visibility timeout keeps
+    them from taking the same message.
+    """
 
     def __init__(
-        self, source: QueueSource, sqs: Any, invoke: InvokeFunction, log: LogSink, region: str
+        self,
+        source: QueueSource,
+        sqs: Any,
+        invoke: InvokeFunction,
+        log: LogSink,
+        region: str,
+        *,
+        concurrency: int = 1,
     ) -> None:
         self.source = source
+        self.concurrency = max(1, concurrency)
         self._sqs = sqs
         self._invoke = invoke
         self._log = log
         self._region = region
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"poller-{source.function}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"poller-{source.function}-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _loop(self) -> None:
         """Poll until stopped, outliving errors as Lambda's poller does.

@@ -4,12 +4,13 @@
 resource the way the local stack creates it (``<stack>-<LogicalId>`` unless the template sets a
 name), resolves each function's environment with Globals merged, and refuses features it would
 otherwise get silently wrong (another runtime, payload format 1.0, a JWT or Lambda authorizer).
+IAM roles are only named (so ``!GetAtt Role.Arn`` resolves): moto's Scheduler never assumes them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class QueueSource:
     window_seconds: int
     report_failures: bool
     enabled: bool
+    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ class Queue:
     properties: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class EventBus:
+    logical_id: str
+    name: str
+    arn: str
+
+
 @dataclass
 class Description:
     functions: dict[str, Function] = field(default_factory=dict)
@@ -93,6 +102,7 @@ class Description:
     queue_sources: list[QueueSource] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     queues: list[Queue] = field(default_factory=list)
+    event_buses: list[EventBus] = field(default_factory=list)
     ssm_parameters: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +155,9 @@ def describe(
             out.queues.append(Queue(lid, p["QueueName"], p["QueueUrl"], p["Arn"], props))
         elif res["Type"] == "AWS::SSM::Parameter":
             out.ssm_parameters[resolver.physical[lid]["Ref"]] = env_string(props.get("Value", ""))
+        elif res["Type"] == "AWS::Events::EventBus":
+            p = resolver.physical[lid]
+            out.event_buses.append(EventBus(lid, p["Name"], p["Arn"]))
     for lid, props in functions.items():
         fn = _function(lid, props, resolver, path.parent, layer_dirs)
         out.functions[lid] = fn
@@ -227,6 +240,22 @@ def _name_resources(
         elif kind == "AWS::SSM::Parameter":
             name = given("Name", f"{stack}-{lid}")
             resolver.physical[lid] = {"Ref": name, "Type": "String", "Value": props.get("Value")}
+        elif (named := _name_other(kind, lid, given, region, stack)) is not None:
+            resolver.physical[lid] = named
+
+
+def _name_other(
+    kind: str, lid: str, given: Callable[[str, str], str], region: str, stack: str
+) -> dict[str, Any] | None:
+    """Resources only referred to by name or ARN locally: event buses and IAM roles."""
+    if kind == "AWS::Events::EventBus":
+        name = given("Name", f"{stack}-{lid}")
+        return {"Ref": name, "Name": name, "Arn": f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{name}"}
+    if kind == "AWS::IAM::Role":
+        name = given("RoleName", f"{stack}-{lid}")
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:role{given('Path', '/')}{name}"
+        return {"Ref": name, "Arn": arn, "RoleId": f"AROA{lid.upper()[:17]}"}
+    return None
 
 
 def _layer_dir(root: Path, resource: Mapping[str, Any]) -> Path:
@@ -318,10 +347,16 @@ def _event(
                 window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
                 report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
                 enabled=bool(props.get("Enabled", True)),
+                max_concurrency=_max_concurrency(props),
             )
         )
     else:
         raise TemplateError(f"{fn.logical_id}.{event_name}: event type {kind} does not run locally")
+
+
+def _max_concurrency(props: Mapping[str, Any]) -> int | None:
+    value = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    return None if value is None else int(value)
 
 
 def _route(

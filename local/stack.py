@@ -3,8 +3,9 @@
 Start order matters: the gateway binds first (so its URL can be the sandbox's push target and a
 busy port fails before anything else starts), the sandbox next (its URL becomes the template's
 ``WeChatApiBase``), then the template is resolved against those local values, its resources are
-created in moto with the SecureStrings written at the template's parameter names, and the
-scheduled functions run once, in template order, before :meth:`LocalStack.start` returns.
+created in moto with the SecureStrings written at the template's parameter names (and each event
+bus with its tap, see :mod:`local.bus`), and the scheduled functions run once, in template order,
+before :meth:`LocalStack.start` returns.
 
 This module (with the CLI) is the only reader of the ``WECHAT_*`` secret variables: functions
 read their secrets from SSM by name, exactly as on AWS.
@@ -26,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from local.aws import AwsRequests, MotoEndpoint, Resources
+from local.bus import BusTap
 from local.events import QueuePoller, Scheduler
 from local.gateway import Gateway
-from local.model import Description, Schedule, describe
+from local.model import Description, QueueSource, Schedule, describe
+from local.runtime_schedules import RuntimeSchedules, Targets
+from local.template import ACCOUNT_ID
 from local.workers import ROOT_LOG_LEVEL, FunctionPool, Outcome, lambda_environment
 
 if TYPE_CHECKING:
@@ -109,6 +113,8 @@ class LocalStack:
         self._resources: Resources | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._scheduler: Scheduler | None = None
+        self._runtime_schedules: RuntimeSchedules | None = None
+        self._bus: BusTap | None = None
         self._pollers: list[QueuePoller] = []
         self._secrets: dict[str, str] = {}
         self.appid = ""
@@ -156,6 +162,13 @@ class LocalStack:
         self._resources.create(self.description)
         self.secure_strings = self._secure_strings()
         self._resources.put_secure_strings(self.secure_strings)
+        self._bus = BusTap(
+            self.description.event_buses,
+            self._resources.internal_client("events"),
+            self._resources.internal_client("sqs"),
+            self.log,
+        ).create()
+        self._bus.start()
         for lid, fn in self.description.functions.items():
             env = lambda_environment(
                 fn, region=self.region, credentials=self.credentials, aws_endpoint=self.aws_endpoint
@@ -165,17 +178,41 @@ class LocalStack:
             self._pools[lid] = FunctionPool(fn, env, self.log, self._max_workers)
         self._gateway.start(self.description.routes, self._invoke)
         self._scheduler = Scheduler(self.description.schedules, self._invoke, self.log, self.region)
+        self._runtime_schedules = RuntimeSchedules(
+            self._resources.internal_client("scheduler"),
+            self._resources.internal_client("sqs"),
+            Targets.of(self.description, self.region, ACCOUNT_ID),
+            self._invoke,
+            self.log,
+        )
         if self._schedules_on:
             for schedule in self.description.schedules:
                 if schedule.enabled:
                     self._scheduler.run(schedule)
             self._scheduler.start()
+            self._runtime_schedules.start()
         if self._pollers_on:
-            for source in self.description.queue_sources:
-                if source.enabled:
-                    poller = QueuePoller(source, self._resources.sqs, self._invoke, self.log, self.region)
-                    poller.start()
-                    self._pollers.append(poller)
+            self._start_pollers(self._resources.sqs)
+
+    def _start_pollers(self, sqs: Any) -> None:
+        for source in self.description.queue_sources:
+            if source.enabled:
+                poller = QueuePoller(
+                    source,
+                    sqs,
+                    self._invoke,
+                    self.log,
+                    self.region,
+                    concurrency=self.queue_concurrency(source),
+                )
+                poller.start()
+                self._pollers.append(poller)
+
+    def queue_concurrency(self, source: QueueSource) -> int:
+        """How many batches of ``source`` run at once: its ``MaximumConcurrency`` (1 without),
+        capped by the function's reserved concurrency and the stack's ``max_workers``."""
+        reserved = self.description.functions[source.function].reserved_concurrency
+        return max(1, min(source.max_concurrency or 1, reserved or self._max_workers, self._max_workers))
 
     def stop(self) -> None:
         """Stop everything this stack started; safe to call twice or after a failed start."""
@@ -185,6 +222,12 @@ class LocalStack:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self._runtime_schedules is not None:
+            self._runtime_schedules.stop()
+            self._runtime_schedules = None
+        if self._bus is not None:
+            self._bus.stop()
+            self._bus = None
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
@@ -220,6 +263,9 @@ class LocalStack:
     def reset(self) -> None:
         """Empty every table and queue and the sandbox's users, grants and inbox; rerun the schedules.
 
+        Schedules created at run time (in moto's Scheduler) are deleted and :meth:`bus_events`
+        starts empty again.
+
         Armed AWS faults are cleared first; the AWS request counts are zeroed once the tables and
         queues are emptied, so they then hold the rerun schedules' requests and what follows.
 
@@ -228,7 +274,11 @@ class LocalStack:
         """
         assert self._resources is not None and self._moto is not None, "start() the stack first"
         self._moto.clear_faults()
+        if self._runtime_schedules is not None:
+            self._runtime_schedules.reset()
         self._resources.empty(self.description.tables, self.description.queues)
+        if self._bus is not None:
+            self._bus.clear()
         self._moto.reset_requests()
         if self.sandbox_url:
             httpx.post(f"{self.sandbox_url}/sandbox/reset", json={}, timeout=10).raise_for_status()
@@ -236,6 +286,13 @@ class LocalStack:
             for schedule in self.description.schedules:
                 if schedule.enabled:
                     self._scheduler.run(schedule)
+
+    def bus_events(self, bus: str | None = None) -> list[dict[str, Any]]:
+        """Every event put on the template's event buses since the start or the last :meth:`reset`,
+        oldest first, as EventBridge delivers them (``source``, ``detail-type``, ``detail``,
+        ``time``, ...). ``bus`` (a logical id or name) keeps one bus's events."""
+        assert self._bus is not None, "start() the stack first"
+        return self._bus.events(bus)
 
     def aws_fault(
         self,

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
@@ -56,6 +57,18 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30
     raise AssertionError(f"{marker!r} not printed; got:\n" + "\n".join(lines))
 
 
+def _put_event(endpoint: str, detail_type: str, detail: dict[str, int]) -> None:
+    events = boto3.client(
+        "events",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    entry = {"Source": "fixture.cli", "DetailType": detail_type, "Detail": json.dumps(detail)}
+    events.put_events(Entries=[{**entry, "EventBusName": "wxsub-local-events"}])
+
+
 def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> None:
     port = _free_port()
     process = _start(port)
@@ -74,6 +87,15 @@ def test_make_local_serves_in_the_foreground_and_ctrl_c_stops_everything() -> No
         record = running.record_path(port)
         assert json.loads(record.read_text())["api_url"] == f"http://127.0.0.1:{port}"
         assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in record.read_text()
+
+        assert "-> BatchFunction (batch 1, 3 at once)" in text
+        assert "bus      wxsub-local-events" in text
+
+        # and prints each event put on the bus as one line
+        aws = re.search(r"AWS      (http://\S+)", text)
+        assert aws is not None
+        _put_event(aws.group(1), "fixture.cli", {"n": 1})
+        _read_until(process, '[events] fixture.cli {"n":1}')
 
         # When it serves a request, from a worker process
         pid = httpx.get(f"http://127.0.0.1:{port}/echo", timeout=30).json()["pid"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -112,6 +113,43 @@ def test_a_record_that_always_fails_moves_to_the_dead_letter_queue(fixture_stack
     _eventually(in_dead_letters)
     attempts = [d for d in _items(fixture_stack, "delivery") if d["message"] == poison]
     assert len(attempts) == 3  # maxReceiveCount
+
+
+def test_a_source_with_maximum_concurrency_3_runs_three_batches_at_once(fixture_stack: LocalStack) -> None:
+    # Given a source with BatchSize 1 and MaximumConcurrency 3, whose function takes 1 s a batch
+    run = uuid.uuid4().hex[:8]
+    sqs = aws_client(fixture_stack, "sqs")
+    queue = sqs.get_queue_url(QueueName="wxsub-local-BatchQueue")["QueueUrl"]
+
+    # When three messages are queued together
+    sqs.send_message_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": str(i), "MessageBody": json.dumps({"id": f"{run}-{i}", "run": run})} for i in range(3)
+        ],
+    )
+
+    # Then three batches ran in three execution environments, each started before any ended
+    def batches() -> list[dict[str, str]]:
+        return [b for b in _items(fixture_stack, "batch") if b["run"] == run]
+
+    _eventually(lambda: len(batches()) == 3)
+    started = [float(b["started"]) for b in batches()]
+    ended = [float(b["ended"]) for b in batches()]
+    assert max(started) < min(ended)
+    assert len({b["pid"] for b in batches()}) == 3
+    assert max(ended) - min(started) < 2.5
+
+
+def test_pollers_per_source_follow_maximum_concurrency_capped_by_the_stack(fixture_stack: LocalStack) -> None:
+    sources = {s.function: s for s in fixture_stack.description.queue_sources}
+
+    assert fixture_stack.queue_concurrency(sources["BatchFunction"]) == 3
+    assert fixture_stack.queue_concurrency(sources["WorkerFunction"]) == 1
+    assert (
+        fixture_stack.queue_concurrency(dataclasses.replace(sources["BatchFunction"], max_concurrency=50))
+        == 4
+    )
 
 
 def _poller(stack: LocalStack, queue_url: str, outcome: Outcome) -> QueuePoller:

@@ -72,3 +72,40 @@ def test_schedule_expressions(expression: str, after: str, expected: str) -> Non
     start = datetime.fromisoformat(after).replace(tzinfo=UTC)
 
     assert next_run(expression, start) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+def test_event_buses_and_iam_roles_resolve_to_local_names_and_arns() -> None:
+    description = _describe(ROOT / "tests/integration/fixtures/template.yaml")
+    environment = description.functions["EchoFunction"].environment
+
+    assert [(bus.logical_id, bus.name) for bus in description.event_buses] == [
+        ("EventBus", "wxsub-local-events")
+    ]
+    assert environment["EVENT_BUS_NAME"] == "wxsub-local-events"
+    assert (
+        environment["EVENT_BUS_ARN"] == "arn:aws:events:us-east-1:123456789012:event-bus/wxsub-local-events"
+    )
+    assert environment["SCHEDULER_ROLE_ARN"] == "arn:aws:iam::123456789012:role/wxsub-local-SchedulerRole"
+
+
+def test_a_queue_source_carries_its_maximum_concurrency() -> None:
+    sources = {
+        s.function: s for s in _describe(ROOT / "tests/integration/fixtures/template.yaml").queue_sources
+    }
+
+    assert sources["BatchFunction"].max_concurrency == 3
+    assert sources["WorkerFunction"].max_concurrency is None
+
+
+def test_the_campaign_resources_of_template_yaml_resolve() -> None:
+    description = _describe(ROOT / "template.yaml", WeChatAppId="wx0000000000sandbox")
+
+    sources = {s.function: s for s in description.queue_sources}
+    assert sources["SendWorkerFunction"].max_concurrency == 5
+    assert sources["SendWorkerFunction"].batch_size == 10
+    assert [bus.name for bus in description.event_buses] == ["wxsub-local-events"]
+    campaigns = description.functions["CampaignsFunction"].environment
+    assert (
+        campaigns["SCHEDULER_ROLE_ARN"] == "arn:aws:iam::123456789012:role/wxsub-local-CampaignSchedulerRole"
+    )
+    assert campaigns["EVENT_BUS_NAME"] == "wxsub-local-events"
