@@ -54,6 +54,16 @@ def create_idempotency_table(dynamodb: Any, name: str = "idempotency") -> Any:
     return dynamodb.create_table(**table_arguments("IdempotencyTable", name))
 
 
+def create_campaigns_table(dynamodb: Any, name: str = "campaigns") -> Any:
+    """CampaignsTable: pk; the sparse GSI ``by_active`` (active, created_at)."""
+    return dynamodb.create_table(**table_arguments("CampaignsTable", name))
+
+
+def create_state_table(dynamodb: Any, name: str = "state") -> Any:
+    """StateTable: pk (locks, leases, counters and the send pace's buckets)."""
+    return dynamodb.create_table(**table_arguments("StateTable", name))
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An in-process fake AWS; yields a DynamoDB resource. No request can leave the process."""
@@ -83,6 +93,16 @@ def deliveries_table(aws: Any) -> Any:
 @pytest.fixture
 def idempotency_table(aws: Any) -> Any:
     return create_idempotency_table(aws)
+
+
+@pytest.fixture
+def campaigns_table(aws: Any) -> Any:
+    return create_campaigns_table(aws)
+
+
+@pytest.fixture
+def state_table(aws: Any) -> Any:
+    return create_state_table(aws)
 
 
 @pytest.fixture

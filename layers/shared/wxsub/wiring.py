@@ -17,7 +17,7 @@ from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
 from wxsub.errors import ConfigurationError
 from wxsub.services.announce import Announcer
-from wxsub.services.campaigns import CampaignService
+from wxsub.services.campaigns import CampaignResends, CampaignService
 from wxsub.services.expand import Expander
 from wxsub.services.idempotent import IdempotentSends
 from wxsub.services.login import LoginService
@@ -235,11 +235,16 @@ def push_service() -> PushService:
 
 @cache
 def settle_unknown() -> SettleUnknown:
+    s = settings()
+    resends = None
+    if s.campaigns_table and s.send_queue_url:
+        resends = CampaignResends(campaign_store(), Queue(_client("sqs"), s.send_queue_url), events())
     return SettleUnknown(
         deliveries(),
         ledger(),
-        window_seconds=settings().settle_window_seconds,
+        window_seconds=s.settle_window_seconds,
         deadline=deadline(),
+        after_give_up=resends,
     )
 
 

@@ -26,9 +26,11 @@ from wxsub.observability import logger
 from wxsub.stores.campaigns import (
     ACTIVE_STATES,
     CANCELLED,
+    DONE,
     EXPANDING,
     PART_SIZE,
     PAUSED,
+    RUNNING,
     SCHEDULED,
     Campaign,
     CampaignStore,
@@ -147,6 +149,10 @@ class CampaignService:
     def create(self, spec: CampaignSpec, key: str | None = None) -> Campaign:
         """Validates, stores and starts a campaign; the same ``key`` returns the same campaign."""
         now = int(self._clock())
+        if key:
+            earlier = self._created_with(key, spec)
+            if earlier is not None:
+                return earlier
         self._check_times(spec, now)
         recipients = self._recipients(spec)
         campaign_id = new_campaign_id()
@@ -181,6 +187,18 @@ class CampaignService:
         )
         return campaign
 
+    def _created_with(self, key: str, spec: CampaignSpec) -> Campaign | None:
+        """The campaign an earlier request with ``key`` created: a retry gets it even after send_at."""
+        bound = self._store.bound(key)
+        if bound is None:
+            return None
+        campaign_id, fingerprint = bound
+        if fingerprint != spec.fingerprint():
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different campaign"
+            )
+        return self._store.get(campaign_id)
+
     def get(self, campaign_id: str) -> Campaign:
         campaign = self._store.get(campaign_id)
         if campaign is None:
@@ -193,6 +211,9 @@ class CampaignService:
         cancelled = self._store.transition(campaign_id, CANCELLED, allowed=(SCHEDULED, *ACTIVE_STATES))
         if cancelled is None:
             return self.get(campaign_id)
+        if cancelled.counts.get("held", 0):  # held recipients will never be sent now
+            held = cancelled.counts["held"]
+            cancelled = self._store.count(campaign_id, {"held": -held, "cancelled": held}, {})
         self._schedules.cancel(schedule_name(campaign_id, "start"))
         self._events.campaign_state(
             campaign_id, CANCELLED, previous=before.state, counts=cancelled.to_json()["counts"]
@@ -282,9 +303,60 @@ def new_campaign_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
 
 
-def message_id_for(campaign_id: str, openid: str) -> str:
-    """The one message_id of a campaign's send to one user: the write-ahead key of that send."""
-    return hashlib.sha256(f"campaign:{campaign_id}:{openid}".encode()).hexdigest()[:28]
+def message_id_for(campaign_id: str, openid: str, retry_of: str | None = None) -> str:
+    """The one message_id of a campaign's send to one user: the write-ahead key of that send.
+
+    A resend after the sweep gave up on the first (``retry_of``) has an id of its own.
+    """
+    seed = f"campaign:{campaign_id}:{openid}" + (f":retry:{retry_of}" if retry_of else "")
+    return hashlib.sha256(seed.encode()).hexdigest()[:28]
+
+
+class CampaignResends:
+    """A campaign's send the sweep gave up on is sent once more.
+
+    The sweep gives up when no sent event came within the window: WeChat most likely never took
+    the request (it pushes a sent event for every message it accepted), which is also why the
+    grant was given back. A campaign has no caller to decide, so it queues the recipient again
+    under a new message_id, once; a resend that ends the same way counts ``failed``
+    (``no_sent_event``). If only the push was lost, the user gets a second card: the same bet the
+    grant's return makes, taken once.
+    """
+
+    def __init__(self, store: CampaignStore, send_queue: Starter, events: Events) -> None:
+        self._store = store
+        self._queue = send_queue
+        self._events = events
+
+    def __call__(self, delivery: Any) -> None:
+        campaign = self._store.get(delivery.campaign_id) if delivery.campaign_id else None
+        if campaign is None:
+            return
+        first = message_id_for(campaign.campaign_id, delivery.openid)
+        if campaign.state == CANCELLED or delivery.message_id != first:
+            self._store.count(campaign.campaign_id, {"unknown": -1}, {"no_sent_event": 1})
+            return
+        body: dict[str, Any] = {
+            "campaign_id": campaign.campaign_id,
+            "openid": delivery.openid,
+            "retry_of": first,
+        }
+        data = self._recipient_data(campaign, delivery.openid)
+        if data:
+            body["data"] = data
+        self._queue.send(body)
+        self._store.count(campaign.campaign_id, {"unknown": -1}, {})
+        reopened = self._store.transition(campaign.campaign_id, RUNNING, allowed=(DONE,))
+        if reopened is not None:
+            self._events.campaign_state(campaign.campaign_id, RUNNING, previous=DONE, reason="resend")
+        logger.info("a send without a sent event is queued again", campaign_id=campaign.campaign_id)
+
+    def _recipient_data(self, campaign: Campaign, openid: str) -> dict[str, str] | None:
+        for n in range(campaign.parts):
+            for row in self._store.part(campaign.campaign_id, "part", n):
+                if row.get("openid") == openid:
+                    return dict(row["data"]) if row.get("data") else None
+        return None
 
 
 def _parse_time(text: str) -> clock_time:

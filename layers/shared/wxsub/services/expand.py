@@ -16,6 +16,7 @@ sent the template now); for an explicit audience from the campaign's stored part
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,8 @@ from wxsub.stores.campaigns import (
 
 PAGES_PER_RUN = 5
 PAGE_SIZE = 1000
+HELD_PART_POLLS = 5
+HELD_PART_POLL_SECONDS = 0.2
 
 
 class NotYet(Exception):
@@ -94,7 +97,7 @@ class Expander:
         if page < campaign.pages_done:  # a step stopped after recording a page: go on from there
             page, cursor = campaign.pages_done, campaign.cursor
         if campaign.state == SCHEDULED:
-            self._move(campaign, EXPANDING, allowed=(SCHEDULED,))
+            campaign = self._move(campaign, EXPANDING, allowed=(SCHEDULED,)) or campaign
         for step in range(self.pages_per_run):
             recipients, next_cursor, last = self._page(campaign, page, cursor)
             self.send_queue.send_all([_queued(campaign.campaign_id, r) for r in recipients])
@@ -127,25 +130,40 @@ class Expander:
         resumed = self._move(campaign, RUNNING if campaign.expanded else EXPANDING, allowed=(PAUSED,))
         if resumed is None:
             return
-        for n in range(campaign.held_parts):
-            rows = self.store.part(campaign.campaign_id, "held", n)
-            if not rows:
-                continue
-            self.send_queue.send_all([_queued(campaign.campaign_id, r) for r in rows])
-            self.store.count(campaign.campaign_id, {"held": -len(rows)}, {})
-            self.store.drop_part(campaign.campaign_id, "held", n)
+        if resumed.counts.get("held", 0) == 0:
+            self._done_if_finished(resumed)
+        # every hold that succeeded did so while paused, so the count after the move includes it
+        for n in range(resumed.held_consumed, resumed.held_parts):
+            rows = self._held_part(campaign.campaign_id, n)
+            if rows:
+                self.send_queue.send_all([_queued(campaign.campaign_id, r) for r in rows])
+                self.store.count(campaign.campaign_id, {"held": -len(rows)}, {})
+            self.store.consume_held(campaign.campaign_id, n)
         if not campaign.expanded:
             self.expand_queue.send(
                 {"campaign_id": campaign.campaign_id, "page": campaign.pages_done, "cursor": campaign.cursor}
             )
 
+    def _held_part(self, campaign_id: str, n: int) -> list[dict[str, Any]]:
+        """A held part; a hold counted just before the resume may still be writing its part."""
+        for _ in range(HELD_PART_POLLS):
+            rows = self.store.part(campaign_id, "held", n)
+            if rows:
+                return rows
+            time.sleep(HELD_PART_POLL_SECONDS)
+        return []
+
     def _finish(self, campaign: Campaign) -> None:
         """Expansion is over: running, or already done when workers finished every queued send first."""
         running = self._move(campaign, RUNNING, allowed=(EXPANDING, SCHEDULED))
-        if running is None:
-            return
-        if running.counts.get("held", 0) == 0 and running.processed() >= running.counts.get("queued", 0):
-            self._move(running, DONE, allowed=(RUNNING,))
+        if running is not None:
+            self._done_if_finished(running)
+
+    def _done_if_finished(self, campaign: Campaign) -> None:
+        """Every queued send has an outcome (workers may have finished first): the campaign is done."""
+        c = campaign.counts
+        if campaign.expanded and c.get("held", 0) == 0 and campaign.processed() >= c.get("queued", 0):
+            self._move(campaign, DONE, allowed=(RUNNING,))
 
     def _move(self, campaign: Campaign, to: str, *, allowed: tuple[str, ...]) -> Campaign | None:
         moved = self.store.transition(campaign.campaign_id, to, allowed=allowed)
@@ -160,4 +178,6 @@ def _queued(campaign_id: str, recipient: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"campaign_id": campaign_id, "openid": str(recipient["openid"])}
     if recipient.get("data"):
         body["data"] = dict(recipient["data"])
+    if recipient.get("retry_of"):
+        body["retry_of"] = str(recipient["retry_of"])
     return body

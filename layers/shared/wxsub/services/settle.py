@@ -45,12 +45,14 @@ class SettleUnknown:
         window_seconds: int = SETTLE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
         deadline: Deadline | None = None,
+        after_give_up: Callable[[Delivery], None] | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._grants = grants
         self._window = window_seconds
         self._clock = clock
         self._deadline = deadline or Deadline()
+        self._after_give_up = after_give_up
 
     def run(self) -> int:
         """Gives up on every open send older than the window that no event settles; returns how many."""
@@ -66,6 +68,8 @@ class SettleUnknown:
                 give_back = self._grants.give_back(delivery.openid, delivery.template_id)
             if self._deliveries.give_up(delivery.message_id, NO_SENT_EVENT, give_back):
                 given_up += 1
+                if self._after_give_up is not None:
+                    self._after_give_up(delivery)
         if given_up:
             logger.info("open sends settled without a sent event", count=given_up)
             metrics.add_metric(name="UnknownSendsGivenUp", unit="Count", value=given_up)

@@ -54,9 +54,11 @@ class QueuedSend:
     campaign_id: str
     openid: str
     data: dict[str, str] | None = None
+    retry_of: str | None = None
 
     def recipient(self) -> dict[str, Any]:
-        return {"openid": self.openid, **({"data": self.data} if self.data else {})}
+        extra = {"retry_of": self.retry_of} if self.retry_of else {}
+        return {"openid": self.openid, **({"data": self.data} if self.data else {}), **extra}
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,13 @@ class SendWorker:
                 retry.extend(self._again(group))
         return retry
 
-    def _again(self, group: list[QueuedSend]) -> list[str]:
+    def _again(self, group: list[QueuedSend], delay: int | None = None) -> list[str]:
         """The group's messages are due again after the retry delay (their sends replay, never resend)."""
         for queued in group:
             try:
-                self.requeue.postpone(queued.receipt_handle, self.retry_delay_seconds)
+                self.requeue.postpone(
+                    queued.receipt_handle, self.retry_delay_seconds if delay is None else delay
+                )
             except Exception:  # the queue's own visibility timeout brings it back instead
                 logger.warning("a queued send could not be postponed", message_id=queued.message_id)
         return [queued.message_id for queued in group]
@@ -180,7 +184,7 @@ class SendWorker:
             logger.warning(
                 "queued sends for an unknown campaign dropped", campaign_id=campaign_id, count=len(group)
             )
-            return [_Result(failed="unknown_campaign") for _ in group]
+            return [_Result() for _ in group]
         if campaign.state == CANCELLED:
             return [_Result(count=CANCELLED_COUNT) for _ in group]
         if campaign.state == PAUSED:
@@ -216,7 +220,7 @@ class SendWorker:
         )
         try:
             outcome = self.sender.send(
-                request, message_id=message_id_for(campaign.campaign_id, queued.openid)
+                request, message_id=message_id_for(campaign.campaign_id, queued.openid, queued.retry_of)
             )
         except errors.QuotaExhausted:
             self._pause_for_quota()
@@ -242,8 +246,9 @@ class SendWorker:
                     retry.append(queued.message_id)
                 else:
                     failed[result.retry] += 1
-        if held:
-            self.store.hold(campaign_id, held)
+        if held and not self.store.hold(campaign_id, held):
+            # resumed meanwhile: these go back on the queue and are sent on their next receive
+            retry.extend(self._again([q for q, r in zip(group, results, strict=True) if r.hold], delay=1))
         if counts or failed:
             self._count(campaign_id, counts, failed)
         return retry
@@ -342,6 +347,7 @@ def parse_record(record: Mapping[str, Any]) -> QueuedSend | None:
             campaign_id=str(body["campaign_id"]),
             openid=str(body["openid"]),
             data={str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None,
+            retry_of=str(body["retry_of"]) if body.get("retry_of") else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

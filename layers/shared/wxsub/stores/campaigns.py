@@ -59,6 +59,7 @@ class Campaign:
     pages_done: int = 0
     cursor: str | None = None
     held_parts: int = 0
+    held_consumed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
 
@@ -116,6 +117,11 @@ class CampaignStore:
             return str(bound["campaign_id"])
         return campaign_id
 
+    def bound(self, key: str) -> tuple[str, str] | None:
+        """The campaign id and request fingerprint an Idempotency-Key is bound to, if any."""
+        item = self._item("key#" + hashlib.sha256(key.encode()).hexdigest())
+        return None if item is None else (str(item["campaign_id"]), str(item["fingerprint"]))
+
     def create(self, campaign: Campaign, parts: Iterable[list[dict[str, Any]]]) -> bool:
         """Writes the parts, then the campaign; False when the campaign already exists."""
         for n, part in enumerate(parts):
@@ -163,16 +169,42 @@ class CampaignStore:
     def drop_part(self, campaign_id: str, kind: str, n: int) -> None:
         self._table.delete_item(Key={"pk": _part(campaign_id, kind, n)})
 
-    def hold(self, campaign_id: str, recipients: list[dict[str, Any]]) -> None:
-        """Keeps recipients taken off the queue while paused, for :meth:`part` ``held`` on resume."""
-        answer = self._table.update_item(
-            Key={"pk": _campaign(campaign_id)},
-            UpdateExpression="ADD held_parts :one, n_held :n",
-            ExpressionAttributeValues={":one": 1, ":n": len(recipients)},
-            ReturnValues="UPDATED_NEW",
-        )
+    def consume_held(self, campaign_id: str, n: int) -> None:
+        """Held part ``n`` is queued again: its item goes, and later resumes start after it."""
+        try:
+            self._table.update_item(
+                Key={"pk": _campaign(campaign_id)},
+                UpdateExpression="SET held_consumed = :next",
+                ConditionExpression="attribute_not_exists(held_consumed) OR held_consumed <= :n",
+                ExpressionAttributeValues={":next": n + 1, ":n": n},
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+        self.drop_part(campaign_id, "held", n)
+
+    def hold(self, campaign_id: str, recipients: list[dict[str, Any]]) -> bool:
+        """Keeps recipients taken off the queue while paused, for :meth:`part` ``held`` on resume.
+
+        False when the campaign is no longer paused (a resume already queued the held parts): the
+        caller sends them instead.
+        """
+        try:
+            answer = self._table.update_item(
+                Key={"pk": _campaign(campaign_id)},
+                UpdateExpression="ADD held_parts :one, n_held :n",
+                ConditionExpression="#s = :paused",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":one": 1, ":n": len(recipients), ":paused": PAUSED},
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                return False
+            raise
         n = int(answer["Attributes"]["held_parts"]) - 1
         self._table.put_item(Item={"pk": _part(campaign_id, "held", n), "recipients": recipients})
+        return True
 
     def transition(
         self, campaign_id: str, to: str, *, allowed: Iterable[str], reason: str | None = None
@@ -213,9 +245,11 @@ class CampaignStore:
     def page_done(self, campaign_id: str, page: int, cursor: str | None, queued: int, *, last: bool) -> bool:
         """Records page ``page`` of the expansion as done; False when it already was (a redelivery)."""
         values: dict[str, Any] = {":page": page, ":next": page + 1, ":n": queued, ":now": int(self._clock())}
+        names: dict[str, str] = {}
         sets = ["pages_done = :next", "updated_at = :now"]
-        if cursor is not None:
-            sets.append("cursor = :cursor")
+        if cursor is not None:  # CURSOR is one of DynamoDB's reserved words
+            sets.append("#cursor = :cursor")
+            names["#cursor"] = "cursor"
             values[":cursor"] = cursor
         if last:
             sets.append("expanded = :yes")
@@ -226,6 +260,7 @@ class CampaignStore:
                 UpdateExpression="SET " + ", ".join(sets) + " ADD n_queued :n",
                 ConditionExpression="pages_done = :page",
                 ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except ClientError as exc:
             if _conditional_failure(exc):
@@ -250,6 +285,7 @@ class CampaignStore:
         answer = self._table.update_item(
             Key={"pk": _campaign(campaign_id)},
             UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
             **kwargs,
@@ -321,6 +357,7 @@ def _campaign_from(item: Mapping[str, Any]) -> Campaign:
         pages_done=int(item.get("pages_done", 0)),
         cursor=item.get("cursor"),
         held_parts=int(item.get("held_parts", 0)),
+        held_consumed=int(item.get("held_consumed", 0)),
         counts=counts,
         failed=failed,
     )
