@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from wxsub.observability import logger, metrics
 
@@ -28,6 +28,37 @@ SOURCE = "wxsub"
 MESSAGE_STATUS = "Message status changed"
 CAMPAIGN_STATE = "Campaign state changed"
 _BATCH = 10
+
+
+class MessageEvents(Protocol):
+    """Where services announce a message's status change."""
+
+    def message_status(
+        self,
+        *,
+        message_id: str,
+        status: str,
+        openid: str,
+        template_id: str,
+        msgid: str | None = None,
+        errcode: int | None = None,
+        error_status: str | None = None,
+        campaign_id: str | None = None,
+    ) -> None: ...
+
+
+class CampaignEvents(Protocol):
+    """Where services announce a campaign's state change."""
+
+    def campaign_state(
+        self,
+        campaign_id: str,
+        state: str,
+        *,
+        previous: str | None,
+        counts: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None: ...
 
 
 class EventBus:

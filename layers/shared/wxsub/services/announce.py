@@ -5,20 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-
-class MessageEvents(Protocol):
-    def message_status(
-        self,
-        *,
-        message_id: str,
-        status: str,
-        openid: str,
-        template_id: str,
-        msgid: str | None = None,
-        errcode: int | None = None,
-        error_status: str | None = None,
-        campaign_id: str | None = None,
-    ) -> None: ...
+from wxsub.bus import MessageEvents
 
 
 class CampaignCounters(Protocol):

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from wxsub import errors
+from wxsub.bus import CampaignEvents
 from wxsub.observability import logger
 from wxsub.stores.campaigns import (
     ACTIVE_STATES,
@@ -115,18 +116,6 @@ class Schedules(Protocol):
     def cancel(self, name: str) -> None: ...
 
 
-class Events(Protocol):
-    def campaign_state(
-        self,
-        campaign_id: str,
-        state: str,
-        *,
-        previous: str | None,
-        counts: Mapping[str, Any] | None = None,
-        reason: str | None = None,
-    ) -> None: ...
-
-
 class CampaignService:
     def __init__(
         self,
@@ -134,7 +123,7 @@ class CampaignService:
         check: DataCheck,
         expand_queue: Starter,
         schedules: Schedules,
-        events: Events,
+        events: CampaignEvents,
         max_recipients: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -323,7 +312,7 @@ class CampaignResends:
     grant's return makes, taken once.
     """
 
-    def __init__(self, store: CampaignStore, send_queue: Starter, events: Events) -> None:
+    def __init__(self, store: CampaignStore, send_queue: Starter, events: CampaignEvents) -> None:
         self._store = store
         self._queue = send_queue
         self._events = events

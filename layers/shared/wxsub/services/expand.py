@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wxsub.bus import CampaignEvents
 from wxsub.observability import logger
 from wxsub.stores.campaigns import (
     CANCELLED,
@@ -54,25 +55,13 @@ class Queue(Protocol):
     def send_all(self, bodies: list[dict[str, Any]]) -> None: ...
 
 
-class Events(Protocol):
-    def campaign_state(
-        self,
-        campaign_id: str,
-        state: str,
-        *,
-        previous: str | None,
-        counts: Mapping[str, Any] | None = None,
-        reason: str | None = None,
-    ) -> None: ...
-
-
 @dataclass
 class Expander:
     store: CampaignStore
     ledger: Holders
     send_queue: Queue
     expand_queue: Queue
-    events: Events
+    events: CampaignEvents
     pages_per_run: int = PAGES_PER_RUN
     page_size: int = PAGE_SIZE
 

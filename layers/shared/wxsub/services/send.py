@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from wxsub import errors
+from wxsub.bus import MessageEvents
 from wxsub.deadline import Deadline
 from wxsub.observability import logger, metrics
 from wxsub.services.tokens import TokenProvider
@@ -111,21 +112,6 @@ class Deliveries(Protocol):
         give_back: Mapping[str, Any] | None = None,
     ) -> bool: ...
     def release(self, message_id: str, give_back: Mapping[str, Any] | None = None) -> bool: ...
-
-
-class MessageEvents(Protocol):
-    def message_status(
-        self,
-        *,
-        message_id: str,
-        status: str,
-        openid: str,
-        template_id: str,
-        msgid: str | None = None,
-        errcode: int | None = None,
-        error_status: str | None = None,
-        campaign_id: str | None = None,
-    ) -> None: ...
 
 
 class _NoEvents:

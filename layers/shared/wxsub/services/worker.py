@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wxsub import errors
+from wxsub.bus import CampaignEvents
 from wxsub.observability import logger, metrics
 from wxsub.services.campaigns import Window, message_id_for, next_quota_day, schedule_name
 from wxsub.services.send import Outcome, SendRequest
@@ -93,18 +94,6 @@ class Schedules(Protocol):
     def at(self, name: str, when: int, payload: Mapping[str, Any]) -> None: ...
 
 
-class Events(Protocol):
-    def campaign_state(
-        self,
-        campaign_id: str,
-        state: str,
-        *,
-        previous: str | None,
-        counts: Mapping[str, Any] | None = None,
-        reason: str | None = None,
-    ) -> None: ...
-
-
 class CampaignCache:
     """Campaigns read at most ``ttl`` seconds ago, shared by a batch's threads."""
 
@@ -140,7 +129,7 @@ class SendWorker:
     requeue: Requeue
     dead_letters: DeadLetters
     schedules: Schedules
-    events: Events
+    events: CampaignEvents
     retry_delay_seconds: int = 30
     max_receives: int = 5
     threads: int = 10
