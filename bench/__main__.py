@@ -1,7 +1,9 @@
-"""``make bench``: cold starts, validation cost and the send path on the local stack.
+"""``make bench``: cold starts, validation cost, the send path and a campaign on the local stack.
 
 Prints figures and ratios; nothing here asserts a time. Each part is bounded in count and runs
-only against loopback addresses.
+only against loopback addresses. ``python -m bench campaign`` runs the campaign figures alone
+(bench/campaign.py, which also writes bench/results/campaign.json); ``python -m bench send`` the
+others alone.
 """
 
 from __future__ import annotations
@@ -158,11 +160,19 @@ def _measure(client: httpx.Client, body: dict[str, object], concurrency: int) ->
     return SENDS / elapsed, p50
 
 
-def main() -> None:
+def main(parts: list[str]) -> None:
+    unknown = set(parts) - {"send", "campaign"}
+    if unknown:
+        raise SystemExit(f"usage: python -m bench [send] [campaign]  (unknown: {', '.join(sorted(unknown))})")
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
-    cold_starts()
-    validation(send_path())
+    if not parts or "send" in parts:
+        cold_starts()
+        validation(send_path())
+    if not parts or "campaign" in parts:
+        from bench.campaign import run
+
+        run()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
