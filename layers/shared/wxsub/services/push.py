@@ -1,8 +1,9 @@
 """WeChat's message pushes: verify, dedupe, and feed the grant ledger and delivery receipts.
 
 WeChat retries a push it got no quick answer to (the same event, possibly re-encrypted with a
-new nonce), so each verified event is applied once, keyed by its content. The key is released
-when applying fails, so the retry gets another chance instead of being dropped.
+new nonce), so each verified popup or change event is applied once, keyed by its content. The key
+is released when applying fails, so the retry gets another chance instead of being dropped. Sent
+events need no key: settling a delivery is conditional, so a second application changes nothing.
 """
 
 from __future__ import annotations
@@ -60,8 +61,14 @@ class PushService:
         return push.verify_url(self._config(), query, self._clock())
 
     def receive(self, query: Mapping[str, str], body: bytes, content_type: str | None) -> bool:
-        """Applies a verified push once; False when it was a retry already applied."""
+        """Applies a verified push; False when a popup or change event was a retry already applied."""
         message = push.open_push(self._config(), query, body, content_type, self._clock())
+        if message.event == SENT:
+            # applying a sent event twice changes nothing (every step is conditional), so it needs
+            # no dedupe record: one DynamoDB write less per delivered message
+            self._apply(message)
+            metrics.add_metric(name="PushesApplied", unit="Count", value=1)
+            return True
         key = f"push#{message.dedupe_key}"
         if not self._state.put_new(key, DEDUPE_SECONDS):
             logger.info("push already applied", push_event=message.event)
