@@ -21,6 +21,7 @@ class GivenUp:
     message_id: str
     openid: str
     campaign_id: str | None
+    grant: str | None = "one_time"
 
 
 @dataclass
@@ -67,6 +68,17 @@ def test_a_resend_given_up_again_counts_failed_and_is_not_queued(world: World) -
     got = world.store.get("c1")
     assert drain(world.sqs, world.url) == []
     assert got is not None and got.counts["unknown"] == 0 and got.failed == {"no_sent_event": 1}
+
+
+def test_a_long_term_send_is_never_resent_since_wechat_would_deliver_it_again(world: World) -> None:
+    running(world.store, "c1", queued=1)
+    world.store.count("c1", {"unknown": 1}, {})
+
+    world.resends()(GivenUp(message_id_for("c1", "o-a"), "o-a", "c1", grant=None))
+
+    got = world.store.get("c1")
+    assert drain(world.sqs, world.url) == []
+    assert got is not None and got.failed == {"no_sent_event": 1}
 
 
 def test_a_cancelled_campaign_resends_nothing(world: World) -> None:

@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
-from wxsub.errors import ConfigurationError
+from wxsub.observability import logger
 from wxsub.services.announce import Announcer
 from wxsub.services.campaigns import CampaignResends, CampaignService
 from wxsub.services.expand import Expander
@@ -182,12 +182,14 @@ def send_service() -> SendService:
     s = settings()
     call_seconds = s.wechat_timeout + min(s.wechat_timeout, 3.0)
     needed = call_seconds + RECORD_SECONDS
+    too_short = None
     if s.function_timeout_seconds is not None and s.function_timeout_seconds < needed:
-        raise ConfigurationError(
-            f"FUNCTION_TIMEOUT_SECONDS ({s.function_timeout_seconds}) must be at least {needed:g}: a send "
-            f"needs WECHAT_TIMEOUT_SECONDS ({s.wechat_timeout:g}) plus the connect timeout and "
-            f"{RECORD_SECONDS:g} s to record the answer, or it would never call WeChat"
+        too_short = (
+            f"FunctionTimeoutSeconds ({s.function_timeout_seconds}) must be at least {needed:g}: "
+            f"a send needs WeChatTimeoutSeconds ({s.wechat_timeout:g}) plus the connect timeout "
+            f"and {RECORD_SECONDS:g} s to record the answer"
         )
+        logger.error("misconfigured: no send can ever start", reason=too_short)
     return SendService(
         api=SubscribeApi(transport()),
         tokens=token_provider(),
@@ -202,6 +204,7 @@ def send_service() -> SendService:
         events=events(),
         call_seconds=call_seconds,
         record_seconds=RECORD_SECONDS,
+        misconfigured=too_short,
     )
 
 

@@ -36,6 +36,7 @@ from wxsub.stores.campaigns import (
     Campaign,
     CampaignStore,
 )
+from wxsub.stores.deliveries import ONE_TIME_GRANT
 
 MAX_DELAY_SECONDS = 30 * 86400
 PAST_TOLERANCE_SECONDS = 60
@@ -302,14 +303,15 @@ def message_id_for(campaign_id: str, openid: str, retry_of: str | None = None) -
 
 
 class CampaignResends:
-    """A campaign's send the sweep gave up on is sent once more.
+    """A one-time campaign send the sweep gave up on is sent once more.
 
     The sweep gives up when no sent event came within the window: WeChat most likely never took
     the request (it pushes a sent event for every message it accepted), which is also why the
     grant was given back. A campaign has no caller to decide, so it queues the recipient again
-    under a new message_id, once; a resend that ends the same way counts ``failed``
-    (``no_sent_event``). If only the push was lost, the user gets a second card: the same bet the
-    grant's return makes, taken once.
+    under a new message_id, once, and only for a one-time template: if the first send did reach
+    the user after all (its push was lost), WeChat itself refuses the resend with 43101 unless
+    the user had accepted more than once. Long-term sends, which WeChat would deliver again, and
+    a resend that ends the same way count ``failed`` (``no_sent_event``).
     """
 
     def __init__(self, store: CampaignStore, send_queue: Starter, events: CampaignEvents) -> None:
@@ -322,7 +324,8 @@ class CampaignResends:
         if campaign is None:
             return
         first = message_id_for(campaign.campaign_id, delivery.openid)
-        if campaign.state == CANCELLED or delivery.message_id != first:
+        long_term = delivery.grant != ONE_TIME_GRANT
+        if campaign.state == CANCELLED or delivery.message_id != first or long_term:
             self._store.count(campaign.campaign_id, {"unknown": -1}, {"no_sent_event": 1})
             return
         body: dict[str, Any] = {

@@ -116,9 +116,12 @@ class Expander:
         return rows, None, page + 1 >= campaign.parts
 
     def _resume(self, campaign: Campaign) -> None:
+        """Runs the campaign again and queues what was held; a redelivered step finishes the job."""
         resumed = self._move(campaign, RUNNING if campaign.expanded else EXPANDING, allowed=(PAUSED,))
         if resumed is None:
-            return
+            if campaign.state not in (RUNNING, EXPANDING) or campaign.held_consumed >= campaign.held_parts:
+                return
+            resumed = campaign  # an earlier step moved it, then stopped before queueing everything held
         if resumed.counts.get("held", 0) == 0:
             self._done_if_finished(resumed)
         # every hold that succeeded did so while paused, so the count after the move includes it

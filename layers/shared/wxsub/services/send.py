@@ -153,9 +153,12 @@ class SendService:
     events: MessageEvents = field(default_factory=_NoEvents)
     call_seconds: float = 8.0
     record_seconds: float = 3.0
+    misconfigured: str | None = None  # why no send can ever start in this function's time
 
     def send(self, request: SendRequest, *, key: str | None = None, message_id: str | None = None) -> Outcome:
         """Sends once per ``key`` (an Idempotency-Key) or ``message_id`` (a campaign's recipient)."""
+        if self.misconfigured:
+            raise errors.Misconfigured(f"wxsub is misconfigured: {self.misconfigured}")
         try:
             data = self.check(request.template_id, request.data, request.fit)
         except (errors.InvalidData, errors.UnknownTemplate) as refused:

@@ -283,19 +283,25 @@ class SendWorker:
             self._pause(campaign_id, "quota", resume_at)
 
     def _pause(self, campaign_id: str, reason: str, resume_at: int) -> None:
+        """Schedules the resume first (a retry of it is harmless), then pauses: never paused for good.
+
+        A campaign already paused keeps the resume it has.
+        """
         before = self.store.get(campaign_id)
-        paused = self.store.transition(
-            campaign_id, PAUSED, allowed=tuple(ACTIVE_STATES - {PAUSED}), reason=reason
-        )
-        if self.cache is not None:
-            self.cache.forget(campaign_id)
-        if paused is None or before is None:
+        if before is None or before.state == PAUSED:
             return
         self.schedules.at(
             schedule_name(campaign_id, f"resume-{resume_at}"),
             resume_at,
             {"campaign_id": campaign_id, "resume": True},
         )
+        paused = self.store.transition(
+            campaign_id, PAUSED, allowed=tuple(ACTIVE_STATES - {PAUSED}), reason=reason
+        )
+        if self.cache is not None:
+            self.cache.forget(campaign_id)
+        if paused is None:
+            return
         self.events.campaign_state(
             campaign_id, PAUSED, previous=before.state, reason=reason, counts=paused.to_json()["counts"]
         )

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from wxsub import errors
@@ -335,8 +334,8 @@ class Deliveries:
         for shard in range(UNSETTLED_SHARDS):
             kwargs: dict[str, Any] = {
                 "IndexName": "by_unsettled",
-                "KeyConditionExpression": Key("unsettled").eq(_shard_name(shard))
-                & Key("created_at").lt(older_than),
+                "KeyConditionExpression": "unsettled = :shard AND created_at < :before",
+                "ExpressionAttributeValues": {":shard": _shard_name(shard), ":before": older_than},
             }
             while True:
                 page = self._table.query(**kwargs)
@@ -585,7 +584,11 @@ class Deliveries:
 
     def _recorded_with(self, msgid: str) -> dict[str, Any] | None:
         """A delivery whose rendezvous was never written (the writer stopped in between), by GSI."""
-        page = self._table.query(IndexName="by_msgid", KeyConditionExpression=Key("msgid").eq(msgid))
+        page = self._table.query(
+            IndexName="by_msgid",
+            KeyConditionExpression="msgid = :msgid",
+            ExpressionAttributeValues={":msgid": msgid},
+        )
         return next((dict(item) for item in page.get("Items", []) if item.get("status") == SENT), None)
 
     def _owner_of(self, msgid: str) -> Delivery | None:
@@ -600,11 +603,19 @@ class Deliveries:
         self, openid: str, template_id: str, status: str, *, since: int, until: int
     ) -> Iterator[dict[str, Any]]:
         """Items of one recipient with ``status``, created between ``since`` and ``until``, oldest first."""
+        # plain strings, not boto3's condition objects: a resource's expression builder is shared
+        # by every thread of a campaign worker and is not safe to use from several at once
         kwargs: dict[str, Any] = {
             "IndexName": "by_recipient",
-            "KeyConditionExpression": Key("recipient").eq(_recipient(openid, template_id))
-            & Key("created_at").between(since, until),
-            "FilterExpression": Attr("status").eq(status),
+            "KeyConditionExpression": "recipient = :r AND created_at BETWEEN :since AND :until",
+            "FilterExpression": "#s = :status",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":r": _recipient(openid, template_id),
+                ":since": since,
+                ":until": until,
+                ":status": status,
+            },
         }
         while True:
             page = self._table.query(**kwargs)
