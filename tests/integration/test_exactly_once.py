@@ -310,12 +310,13 @@ def test_43101_keeps_an_accept_that_arrived_while_the_send_was_in_flight(
 ) -> None:
     openid, token = subscriber
     _spend_in_wechat_only(stack, openid)  # the ledger still counts 1, WeChat holds 0
-    sandbox_fault(stack, deliver=True, hang=2)  # WeChat answers 43101, two seconds late
+    sandbox_fault(stack, deliver=True, hang=2.5)  # WeChat answers 43101, late
+    calls_before = len(wechat_sends(stack))
     with httpx.Client(
         base_url=stack.api_url, auth=SigV4Auth(*stack.credentials, stack.region), timeout=60
     ) as c:
         in_flight = _in_background(lambda: c.post("/messages", json=message(openid)))
-        time.sleep(0.5)
+        wait_for(lambda: len(wechat_sends(stack)) > calls_before, timeout=10)  # the grant is taken
         accept(stack, openid)  # the user accepts again while the send waits for its answer
         refused = in_flight()
 
