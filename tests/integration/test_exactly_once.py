@@ -310,6 +310,9 @@ def test_43101_keeps_an_accept_that_arrived_while_the_send_was_in_flight(
 ) -> None:
     openid, token = subscriber
     _spend_in_wechat_only(stack, openid)  # the ledger still counts 1, WeChat holds 0
+    # the second accept's push must not be in the same second as the first: WeChat's retry of a
+    # push is recognised by its content, and two identical accepts in one second look like one
+    time.sleep(1.1)
     sandbox_fault(stack, deliver=True, hang=2.5)  # WeChat answers 43101, late
     calls_before = len(wechat_sends(stack))
     with httpx.Client(
