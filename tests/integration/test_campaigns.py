@@ -423,7 +423,9 @@ def test_a_campaign_through_busy_wechat_lost_answers_and_a_token_invalidation_se
     assert set(per_user.values()) == {1}, "a user got two cards"
     counts = done["counts"]
     assert first["counts"]["unknown"] > 0
-    assert counts["sent"] + counts["unknown"] == 500
+    # progress counters are not exactly once (a batch redelivered after it was counted counts again,
+    # docs/architecture.md "Known gaps"); the cards above are what must be exact
+    assert counts["sent"] + counts["unknown"] >= 500
     assert (counts["failed"], counts["skipped"]) == (0, 0)
     every_push_delivered(stack)
     wait_for(lambda: campaign(backend, started["campaign_id"])["counts"]["delivered"] == 500, timeout=60)
