@@ -42,9 +42,28 @@ def clock() -> Clock:
     return Clock()
 
 
+class Pauses:
+    """Stands in for ``time.sleep`` in an event's rechecks: records each pause, runs ``during`` once."""
+
+    def __init__(self) -> None:
+        self.taken: list[float] = []
+        self.during: Any = None
+
+    def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+
+
 @pytest.fixture
-def deliveries(deliveries_table: Any, clock: Clock) -> Deliveries:
-    return Deliveries(deliveries_table, clock=clock)
+def pauses() -> Pauses:
+    return Pauses()
+
+
+@pytest.fixture
+def deliveries(deliveries_table: Any, clock: Clock, pauses: Pauses) -> Deliveries:
+    return Deliveries(deliveries_table, clock=clock, sleep=pauses)
 
 
 def event(deliveries: Deliveries, msgid: str, at: int, code: int = 0) -> Any:
@@ -208,26 +227,54 @@ def test_an_event_for_a_sent_delivery_does_not_settle_an_unknown_one(deliveries:
 # Events that arrive first.
 
 
-def test_an_early_event_is_kept_and_applied_when_its_msgid_is_recorded(
-    deliveries: Deliveries, deliveries_table: Any
+def test_an_early_event_is_kept_and_settled_by_the_sweep_once_its_msgid_is_recorded(
+    deliveries: Deliveries, deliveries_table: Any, clock: Clock, pauses: Pauses
 ) -> None:
     assert event(deliveries, "100", at=T0) is None
+    assert pauses.taken == [0.2, 1.0]  # it looked again within its own invocation first
     parked = raw(deliveries_table, "msgid#100")
     assert parked is not None
-    assert parked["status"] == "pending"
-    assert parked["expires_at"] == T0 + DAY
+    assert (parked["status"], parked["expires_at"]) == ("pending", T0 + DAY)
 
     record(deliveries, "m1", Request(), "sent", msgid="100")
+    assert fetch(deliveries, "m1").status == "sent"  # recording the send costs no look for events
+    clock.now += MIN
 
-    delivery = deliveries.get("m1")
-    assert delivery is not None
+    assert deliveries.settle_parked(older_than=int(clock.now) - 30) == 1
+
+    delivery = fetch(deliveries, "m1")
     assert (delivery.status, delivery.msgid) == ("delivered", "100")
-    assert (raw(deliveries_table, "msgid#100") or {}).get("delivery") == "m1"
+    claimed = raw(deliveries_table, "msgid#100") or {}
+    assert claimed.get("delivery") == "m1"
+    assert "unsettled" not in claimed and "event" not in claimed
+    assert deliveries.settle_parked(older_than=int(clock.now)) == 0
+
+
+def test_an_event_that_overtakes_its_send_by_less_than_its_rechecks_settles_it(
+    deliveries: Deliveries, pauses: Pauses
+) -> None:
+    """WeChat's push arrived while the worker was still writing the outcome WeChat had answered."""
+    pauses.during = lambda: record(deliveries, "m1", Request(), "sent", msgid="100")
+    settled = event(deliveries, "100", at=T0)
+    assert settled is not None
+    assert (settled.message_id, settled.status) == ("m1", "delivered")
+    assert pauses.taken == [0.2]
+
+
+def test_the_sweep_leaves_a_parked_event_older_than_the_settle_window(
+    deliveries: Deliveries, clock: Clock
+) -> None:
+    event(deliveries, "100", at=T0)
+    record(deliveries, "m1", Request(), "sent", msgid="100")
+    clock.now += 11 * MIN
+    assert deliveries.settle_parked(older_than=int(clock.now) - 30) == 0
+    assert fetch(deliveries, "m1").status == "sent"
 
 
 def test_an_early_failed_event_is_applied_with_its_code(deliveries: Deliveries) -> None:
     event(deliveries, "100", at=T0, code=10001)
     record(deliveries, "m1", Request(), "sent", msgid="100")
+    deliveries.settle_parked(older_than=T0 + 30)
     delivery = deliveries.get("m1")
     assert delivery is not None
     assert (delivery.status, delivery.errcode) == ("failed", 10001)
@@ -236,15 +283,28 @@ def test_an_early_failed_event_is_applied_with_its_code(deliveries: Deliveries) 
 def test_an_early_event_re_applied_after_the_match_changes_nothing(deliveries: Deliveries) -> None:
     event(deliveries, "100", at=T0)
     record(deliveries, "m1", Request(), "sent", msgid="100")
+    deliveries.settle_parked(older_than=T0 + 30)
     again = event(deliveries, "100", at=T0)
     assert again is not None
     assert (again.message_id, again.status) == ("m1", "delivered")
 
 
-def test_a_delivery_whose_msgid_marker_was_never_written_is_still_found(
+def test_a_repeated_event_that_settled_the_send_first_unparks_the_early_one(
     deliveries: Deliveries, deliveries_table: Any
 ) -> None:
-    """A writer that stopped between the two writes: the by_msgid index finds the delivery."""
+    event(deliveries, "100", at=T0)
+    record(deliveries, "m1", Request(), "sent", msgid="100")
+    assert fetch(deliveries, "m1").status == "sent"
+    assert event(deliveries, "100", at=T0).status == "delivered"  # WeChat's retry of the push
+    assert deliveries.settle_parked(older_than=T0 + 30) == 1
+    assert "unsettled" not in (raw(deliveries_table, "msgid#100") or {})
+    assert deliveries.settle_parked(older_than=T0 + 30) == 0
+
+
+def test_a_sent_event_finds_its_delivery_by_msgid_alone(
+    deliveries: Deliveries, deliveries_table: Any
+) -> None:
+    """A delivery written by an earlier version or by hand: only its msgid ties it to the event."""
     deliveries_table.put_item(
         Item={
             "message_id": "m1",

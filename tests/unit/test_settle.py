@@ -39,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def deliveries(deliveries_table: Any, clock: Clock) -> Deliveries:
-    return Deliveries(deliveries_table, clock=clock)
+    return Deliveries(deliveries_table, clock=clock, sleep=lambda seconds: None)
 
 
 @pytest.fixture
@@ -110,6 +110,28 @@ def test_a_sending_send_whose_event_came_is_settled_by_it_not_given_up(
     record = deliveries.get("m-3")
     assert record is not None and (record.status, record.msgid) == ("delivered", "9" * 19)
     assert ledger.get(USER, ONE_TIME).one_time == 0
+
+
+def test_a_sent_event_that_overtook_its_send_is_matched_by_the_next_sweep(
+    deliveries: Deliveries, ledger: GrantLedger, clock: Clock
+) -> None:
+    """The push came before the worker recorded WeChat's answer, and found nothing in its invocation."""
+    ledger.record_accept(USER, ONE_TIME, source="report", at=T0, long_term=False)
+    deliveries.apply_sent_event(
+        openid=USER, template_id=ONE_TIME, msgid="7" * 19, error_code=0, error_status="success", at=T0
+    )
+    deliveries.begin("m-5", _request(), one_time=True)
+    deliveries.finish("m-5", "sent", {"status": 200, "body": {"status": "sent"}}, msgid="7" * 19)
+    settle = SettleUnknown(deliveries, ledger, clock=clock)
+
+    settle.run()
+    before_grace = deliveries.get("m-5")
+    clock.now += 31
+    settle.run()
+
+    assert before_grace is not None and before_grace.status == "sent"
+    record = deliveries.get("m-5")
+    assert record is not None and (record.status, record.msgid) == ("delivered", "7" * 19)
 
 
 def test_a_long_term_send_gives_nothing_back(

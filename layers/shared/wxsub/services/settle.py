@@ -8,8 +8,10 @@ user (WeChat pushes a sent event for every message it accepted), so the delivery
 If the push was only lost, that over-counts by one, which the next send heals (43101 sets the
 grant to 0); keeping it consumed would lose a message the user asked for.
 
-The sweep reads the sparse index of unsettled sends, oldest first, and stops while the
-invocation still has time: what it leaves is the oldest work of the next run.
+First, sent events that arrived before the send they report was recorded (and found nothing in
+their own invocation) are matched to it now. Then the sweep reads the sparse index of unsettled
+sends, oldest first, and stops while the invocation still has time: what it leaves is the oldest
+work of the next run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 from wxsub.deadline import Deadline
 from wxsub.observability import logger, metrics
-from wxsub.stores.deliveries import ONE_TIME_GRANT, Delivery
+from wxsub.stores.deliveries import ONE_TIME_GRANT, PARKED_GRACE_SECONDS, Delivery
 
 NO_SENT_EVENT = "no_sent_event"
 SETTLE_WINDOW_SECONDS = 600
@@ -28,6 +30,7 @@ STOP_MARGIN_SECONDS = 10.0
 
 
 class UnsettledDeliveries(Protocol):
+    def settle_parked(self, older_than: int) -> int: ...
     def unsettled(self, older_than: int) -> Iterator[Delivery]: ...
     def retry_match(self, delivery: Delivery) -> bool: ...
     def give_up(self, message_id: str, reason: str, give_back: Mapping[str, Any] | None = None) -> bool: ...
@@ -56,6 +59,9 @@ class SettleUnknown:
 
     def run(self) -> int:
         """Gives up on every open send older than the window that no event settles; returns how many."""
+        matched = self._deliveries.settle_parked(int(self._clock()) - PARKED_GRACE_SECONDS)
+        if matched:
+            logger.info("sent events that overtook their send were matched", count=matched)
         given_up = 0
         for delivery in self._deliveries.unsettled(int(self._clock()) - self._window):
             if not self._deadline.allows(STOP_MARGIN_SECONDS):

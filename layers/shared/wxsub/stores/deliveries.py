@@ -13,20 +13,23 @@ the sparse ``by_unsettled`` index (shard → ``created_at``); settling removes i
 that index for old ones instead of scanning the table, so its cost follows the unsettled sends,
 never the table's size. Sixteen shards keep the index's writes off a single partition.
 
-A sent event names a msgid. Beside each delivery with a msgid sits a small rendezvous item,
-``msgid#<msgid>``, that both sides write to: ``finish`` puts the owning ``message_id`` there, an
-event that finds no owner parks itself there (``status = pending``, one day). Whichever comes
-second sees the other, because DynamoDB applies the two updates to that item one after the other;
-so matching a msgid never depends on a GSI having caught up.
+A sent event names a msgid, and ``finish`` records it on the delivery, so the event finds its
+delivery through the ``by_msgid`` GSI and settles it: one read and one write, the least a receipt
+can cost. WeChat's event can overtake the ``finish`` it reports (or the GSI can lag behind it); an
+event that finds no delivery parks on a small rendezvous item, ``msgid#<msgid>`` (``status =
+pending``, one day, in the unsettled index under its own shards), and looks again a few times
+within its invocation (:data:`RECHECK_SECONDS`). What it still misses, the sweep settles
+(:meth:`Deliveries.settle_parked`). A parked event that pairs with a delivery records the owner on
+the rendezvous item in the same transaction, so it settles one delivery only.
 
-An event whose msgid nobody recorded settles the oldest ``unknown`` delivery for the same openid
-and template created before it (``skew_seconds`` of clock difference allowed) and at most the
-settle window earlier: a send written after the event cannot be what the event reports. Those are
-found through the ``by_recipient`` GSI, which is eventually consistent: an event and an
-``unknown`` written within the same instant can miss each other, and both wait for the sweep to
-try again. The settling itself is one transaction (the delivery must still be ``unknown``, the
-event must still be parked), so one event never settles two deliveries and one delivery never
-takes two events.
+An event whose msgid nobody recorded, even after those looks, settles the oldest ``unknown``
+delivery for the same openid and template created before it (``skew_seconds`` of clock difference
+allowed) and at most the settle window earlier: a send written after the event cannot be what the
+event reports. Those are found through the ``by_recipient`` GSI, which is eventually consistent:
+an event and an ``unknown`` written within the same instant can miss each other, and both wait for
+the sweep to try again. The settling itself is one transaction (the delivery must still be
+``unknown``, the event must still be parked), so one event never settles two deliveries and one
+delivery never takes two events.
 
 An Idempotency-Key is bound to one ``message_id`` for a day by a ``key#<sha256>`` item holding a
 fingerprint of the request, so a retry finds the first attempt's record whatever happened to the
@@ -57,7 +60,12 @@ TRANSACTION_ATTEMPTS = 3
 UNSETTLED_SHARDS = 16
 SKEW_SECONDS = 60
 ONE_TIME_GRANT = "one_time"
-_UNPARK = "REMOVE event, #s, recipient, created_at"
+# how long an unmatched event waits, within its own invocation, for the send it reports to be
+# recorded: a send's outcome is written within milliseconds of WeChat's answer, and the GSI
+# follows within a second
+RECHECK_SECONDS = (0.0, 0.2, 1.0)
+PARKED_GRACE_SECONDS = 30  # the sweep leaves younger parked events to their own rechecks
+_UNPARK = "REMOVE event, #s, recipient, created_at, unsettled"
 _SETTLE = (
     "SET #s = :final, msgid = :msgid, errcode = :code, error_status = :es, updated_at = :now REMOVE unsettled"
 )
@@ -140,8 +148,12 @@ class Deliveries:
         clock: Callable[[], float] = time.time,
         skew_seconds: int = SKEW_SECONDS,
         on_settled: Callable[[Delivery], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        recheck_seconds: tuple[float, ...] = RECHECK_SECONDS,
     ) -> None:
         self._on_settled = on_settled
+        self._sleep = sleep
+        self._rechecks = recheck_seconds
         self._table = table
         self._client = table.meta.client  # a resource's client: it takes and gives plain Python values
         self._ttl = ttl_seconds
@@ -231,7 +243,7 @@ class Deliveries:
 
         ``unknown`` stays in the unsettled index. ``give_back`` (a grant update from the ledger) is
         applied in the same transaction, so a refused send's grant returns exactly once.
-        A sent event parked before this is applied before it returns.
+        An ``unknown`` one takes an event parked before it, if one can report it.
         """
         names = {"#s": "status"}
         values: dict[str, Any] = {
@@ -261,9 +273,7 @@ class Deliveries:
         }
         if not self._update_with(update, give_back):
             return False
-        if status == SENT and msgid:
-            self._claim_msgid(message_id, msgid, int(self._clock()) + self._ttl)
-        elif status == UNKNOWN:
+        if status == UNKNOWN:
             item = self._item(message_id)
             if item is not None:
                 self._match_parked(item)
@@ -306,13 +316,18 @@ class Deliveries:
         Applying the same event again changes nothing and answers the same delivery.
         """
         event = SentEvent(openid, template_id, str(msgid), int(error_code), error_status, int(at))
+        recorded = self._recorded_with(event.msgid)
+        if recorded is not None:
+            return self._settle(recorded, event)
         owner = self._park(event)
         if owner is not None:
             return self._settle(owner, event)
-        recorded = self._recorded_with(event.msgid)
-        if recorded is not None:
-            self._claim_msgid(str(recorded["message_id"]), event.msgid, int(recorded["expires_at"]))
-            return self.get(str(recorded["message_id"]))
+        for pause in self._rechecks:
+            if pause:
+                self._sleep(pause)
+            recorded = self._recorded_with(event.msgid)
+            if recorded is not None:
+                return self._claim(recorded, event)
         for candidate in self._recipient_items(
             openid, template_id, UNKNOWN, since=event.at - self._window, until=event.at + self._skew
         ):
@@ -345,6 +360,38 @@ class Deliveries:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def settle_parked(self, older_than: int) -> int:
+        """Matches parked events whose msgid is recorded by now to it; returns how many it matched.
+
+        These are events that overtook the ``finish`` they report by more than their rechecks (or
+        met a lagging GSI). Only events of the settle window before ``older_than`` are tried again:
+        an older one reports no send of ours, and expires.
+        """
+        settled = 0
+        for shard in range(UNSETTLED_SHARDS):
+            kwargs: dict[str, Any] = {
+                "IndexName": "by_unsettled",
+                "KeyConditionExpression": "unsettled = :shard AND created_at BETWEEN :since AND :before",
+                "ExpressionAttributeValues": {
+                    ":shard": _parked_shard_name(shard),
+                    ":since": older_than - self._window,
+                    ":before": older_than,
+                },
+            }
+            while True:
+                page = self._table.query(**kwargs)
+                for item in page.get("Items", []):
+                    if "event" not in item:
+                        continue
+                    event = SentEvent.from_item(item["event"])
+                    recorded = self._recorded_with(event.msgid)
+                    if recorded is not None and self._claim(recorded, event) is not None:
+                        settled += 1
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return settled
 
     def retry_match(self, delivery: Delivery) -> bool:
         """One more try against parked events for an old unsettled send; True once it is settled.
@@ -455,18 +502,31 @@ class Deliveries:
         item.update({name: value for name, value in optional.items() if value is not None})
         return item
 
-    def _claim_msgid(self, message_id: str, msgid: str, expires_at: int) -> None:
-        """Makes ``message_id`` the msgid's owner and applies an event parked before it."""
-        answer = self._table.update_item(
-            Key={"message_id": _rendezvous(msgid)},
-            UpdateExpression=f"SET kind = :kind, delivery = :owner, expires_at = :exp {_UNPARK}",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":kind": "msgid", ":owner": message_id, ":exp": expires_at},
-            ReturnValues="ALL_OLD",
-        )
-        parked = answer.get("Attributes", {}).get("event")
-        if parked is not None:
-            self._settle(message_id, SentEvent.from_item(parked))
+    def _claim(self, message_id: str, event: SentEvent) -> Delivery | None:
+        """A parked event settles the delivery its msgid names, and leaves the unsettled index.
+
+        If that delivery was settled meanwhile (a repeat of the event got there first), the parked
+        event only records its owner.
+        """
+        pairing = self._pair(message_id, event, settles=(SENT, UNKNOWN))
+        if pairing == "paired":
+            return self._settled(self.get(message_id))
+        if pairing == "delivery_taken":
+            try:
+                self._table.update_item(
+                    Key={"message_id": _rendezvous(event.msgid)},
+                    UpdateExpression=f"SET delivery = :owner {_UNPARK}",
+                    ConditionExpression="attribute_not_exists(delivery)",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":owner": message_id},
+                )
+            except ClientError as exc:
+                if not _conditional_failure(exc):
+                    raise
+            return self.get(message_id)
+        if pairing == "event_taken":
+            return self._owner_of(event.msgid)
+        return None
 
     def _park(self, event: SentEvent) -> str | None:
         """Leaves the event on its msgid's rendezvous item, unless an owner is there: then its id."""
@@ -475,7 +535,7 @@ class Deliveries:
                 Key={"message_id": _rendezvous(event.msgid)},
                 UpdateExpression=(
                     "SET kind = :kind, event = :event, #s = :pending, recipient = :r, created_at = :at, "
-                    "expires_at = if_not_exists(expires_at, :exp)"
+                    "unsettled = :shard, expires_at = if_not_exists(expires_at, :exp)"
                 ),
                 ConditionExpression="attribute_not_exists(delivery)",
                 ExpressionAttributeNames={"#s": "status"},
@@ -483,6 +543,7 @@ class Deliveries:
                     ":kind": "msgid",
                     ":event": event.item(),
                     ":pending": PENDING,
+                    ":shard": _parked_shard_name(zlib.crc32(event.msgid.encode()) % UNSETTLED_SHARDS),
                     ":r": _recipient(event.openid, event.template_id),
                     ":at": event.at,
                     ":exp": int(self._clock()) + PENDING_TTL_SECONDS,
@@ -514,7 +575,7 @@ class Deliveries:
                 return False
         return False
 
-    def _pair(self, message_id: str, event: SentEvent) -> Pairing:
+    def _pair(self, message_id: str, event: SentEvent, settles: tuple[str, ...] = (UNKNOWN,)) -> Pairing:
         """In one transaction: the unknown delivery takes the parked event, and the event its owner.
 
         DynamoDB cancels a transaction that collides with another on the same items
@@ -522,7 +583,9 @@ class Deliveries:
         """
         for _ in range(TRANSACTION_ATTEMPTS):
             try:
-                self._client.transact_write_items(TransactItems=self._pairing_items(message_id, event))
+                self._client.transact_write_items(
+                    TransactItems=self._pairing_items(message_id, event, settles)
+                )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
@@ -535,15 +598,18 @@ class Deliveries:
             return "paired"
         return "busy"
 
-    def _pairing_items(self, message_id: str, event: SentEvent) -> list[dict[str, Any]]:
+    def _pairing_items(
+        self, message_id: str, event: SentEvent, settles: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
         now = int(self._clock())
+        states = {f":from{i}": status for i, status in enumerate(settles)}
         settle = {
             "TableName": self._table.name,
             "Key": {"message_id": message_id},
             "UpdateExpression": _SETTLE,
-            "ConditionExpression": "#s = :unknown",
+            "ConditionExpression": f"#s IN ({', '.join(states)})",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {**_outcome_values(event, now), ":unknown": UNKNOWN},
+            "ExpressionAttributeValues": {**_outcome_values(event, now), **states},
         }
         claim = {
             "TableName": self._table.name,
@@ -582,14 +648,14 @@ class Deliveries:
             self._on_settled(delivery)
         return delivery
 
-    def _recorded_with(self, msgid: str) -> dict[str, Any] | None:
-        """A delivery whose rendezvous was never written (the writer stopped in between), by GSI."""
+    def _recorded_with(self, msgid: str) -> str | None:
+        """The message_id of the delivery WeChat gave ``msgid``, through the ``by_msgid`` GSI."""
         page = self._table.query(
             IndexName="by_msgid",
             KeyConditionExpression="msgid = :msgid",
             ExpressionAttributeValues={":msgid": msgid},
         )
-        return next((dict(item) for item in page.get("Items", []) if item.get("status") == SENT), None)
+        return next((str(item["message_id"]) for item in page.get("Items", []) if "kind" not in item), None)
 
     def _owner_of(self, msgid: str) -> Delivery | None:
         item = self._item(_rendezvous(msgid)) or {}
@@ -637,6 +703,10 @@ def _key_item(key: str) -> str:
 
 def _shard_name(shard: int) -> str:
     return f"u{shard:x}"
+
+
+def _parked_shard_name(shard: int) -> str:
+    return f"p{shard:x}"
 
 
 def _recipient(openid: str, template_id: str) -> str:
