@@ -6,7 +6,9 @@ It runs inside moto's process (no extra network hop) and sees each request befor
   requests also count the items they carry;
 - an armed fault makes the next ``count`` matching calls fail as AWS fails them (a throttle or an
   internal error, in the body shape botocore parses), before moto sees them or, with ``after``,
-  once moto applied them ("the write happened, the answer was lost"), optionally late (``delay``).
+  once moto applied them ("the write happened, the answer was lost"), optionally late (``delay``);
+- a DynamoDB transaction repeated with its ``ClientRequestToken`` is answered as DynamoDB answers
+  it, without applying it twice (:class:`IdempotentTransactions`; moto ignores the token).
 
 Both are driven over HTTP on the same endpoint, under :data:`CONTROL_PREFIX` (see docs/local.md).
 Requests carrying :data:`INTERNAL_HEADER` are the stack's own machinery standing in for AWS
@@ -281,6 +283,7 @@ class Front:
         self.app = app
         self.faults = Faults()
         self.counts = Counts()
+        self.transactions = IdempotentTransactions()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -291,6 +294,8 @@ class Front:
         call = read_call(environ)
         self.counts.add(call)
         fault = self.faults.take(call)
+        if fault is None and call.operation == "TransactWriteItems":
+            return _send(start_response, self.transactions.answer(self.app, environ))
         if fault is None:
             return self.app(environ, start_response)
         return _send(start_response, self._inject(fault, call, environ))
@@ -333,6 +338,48 @@ class Front:
             self.faults.clear()
             return _json("200 OK", {"faults": []})
         return _json("405 Method Not Allowed", {"error": "method_not_allowed", "allow": "GET, POST, DELETE"})
+
+
+class IdempotentTransactions:
+    """``TransactWriteItems`` with a ``ClientRequestToken``, as DynamoDB keeps it and moto does not.
+
+    The same token within ten minutes answers the first call's success without applying the
+    items again; with other items it is refused with ``IdempotentParameterMismatchException``.
+    A call that failed is not remembered, so its retry is applied.
+    """
+
+    LIFE_SECONDS = 600.0
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, str, Answer]] = {}
+        self._lock = threading.Lock()
+
+    def answer(self, app: WsgiApp, environ: Environ) -> Answer:
+        body = _loads(_buffer_body(environ))
+        token = body.pop("ClientRequestToken", None)
+        if not isinstance(token, str):
+            return _forward(app, environ)
+        digest = json.dumps(body, sort_keys=True)
+        now = time.monotonic()
+        with self._lock:
+            self._seen = {t: v for t, v in self._seen.items() if now - v[0] < self.LIFE_SECONDS}
+            seen = self._seen.get(token)
+            if seen is not None:
+                if seen[1] != digest:
+                    return _json_error(
+                        "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return seen[2]
+            answer = _forward(app, environ)
+            if answer[0].startswith("200"):
+                self._seen[token] = (now, digest, answer)
+            return answer
+
+
+def _json_error(kind: str, message: str) -> Answer:
+    headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+    return "400 Bad Request", headers, json.dumps({"__type": _DYNAMODB + kind, "message": message}).encode()
 
 
 def read_call(environ: Environ) -> Call:
@@ -527,7 +574,7 @@ def _speed_up_moto() -> None:
     from moto.sqs.models import SQSBackend
 
     modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    backends.list_of_moto_modules = lambda: modules
 
     find = DomainDispatcherApplication.get_backend_for_host
     hosts: dict[str | None, Any] = {}
@@ -544,7 +591,7 @@ def _speed_up_moto() -> None:
         return bool(period + message.sent_timestamp / 1000 > unix_time())
 
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The non-HTTP triggers: schedules (EventBridge Scheduler) and SQS event sources.
+"""The non-HTTP triggers: schedules (EventBridge Scheduler), SQS and DynamoDB stream event sources.
 
 A ScheduleV2 target receives exactly its ``Input`` (a classic ``Schedule`` without one receives
 the scheduled event). A failed scheduled run is logged; the next tick is its retry, as Lambda's
@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from local.model import QueueSource, Schedule
+from local.model import QueueSource, Schedule, StreamSource
 from local.template import ACCOUNT_ID, TemplateError
 from local.workers import LogSink, Outcome
 
@@ -299,3 +299,125 @@ class QueuePoller:
         if "MD5OfMessageAttributes" in message:
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
         return record
+
+
+class StreamPoller:
+    """Lambda's DynamoDB stream event source for one table and function.
+
+    One reader follows the stream's shard from ``StartingPosition``, gathers up to ``BatchSize``
+    records for up to ``MaximumBatchingWindowInSeconds``, keeps those the ``FilterCriteria``
+    patterns match (a record matching none is passed over, as Lambda does), and invokes the function.
+    A failed batch is handed over again, the same records, up to ``MaximumRetryAttempts`` times
+    (-1: until it succeeds), then passed over with a log line. Its reads are the stack's own (not
+    counted by the local AWS's front): on AWS, Lambda's reads of a stream cost nothing.
+    """
+
+    POLL_SECONDS = 0.25  # Lambda reads a shard about four times a second
+
+    def __init__(self, source: StreamSource, streams: Any, invoke: InvokeFunction, log: LogSink) -> None:
+        self.source = source
+        self._streams = streams
+        self._invoke = invoke
+        self._log = log
+        self._stop = threading.Event()
+        self._renew = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"stream-{source.function}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def renew(self) -> None:
+        """The table was made anew: read its new stream from ``StartingPosition``, dropping the old."""
+        self._renew.set()
+
+    def _loop(self) -> None:
+        iterator: str | None = None
+        pending: list[dict[str, Any]] = []
+        first_at = 0.0
+        while not self._stop.is_set():
+            try:
+                if self._renew.is_set():
+                    self._renew.clear()
+                    iterator, pending = None, []
+                if iterator is None:
+                    iterator = self._iterator()
+                answer = self._streams.get_records(ShardIterator=iterator, Limit=self.source.batch_size)
+                iterator = answer.get("NextShardIterator") or iterator
+                fresh = [r for r in answer.get("Records", []) if self._wanted(r)]
+                if fresh and not pending:
+                    first_at = time.monotonic()
+                pending.extend(fresh)
+                due = pending and (
+                    len(pending) >= self.source.batch_size
+                    or time.monotonic() - first_at >= self.source.window_seconds
+                )
+                if due:
+                    batch, pending = pending[: self.source.batch_size], pending[self.source.batch_size :]
+                    self._deliver(batch)
+                    first_at = time.monotonic()
+                if not answer.get("Records"):
+                    self._stop.wait(self.POLL_SECONDS)
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self._log(f"[stream] {self.source.function}: {type(exc).__name__}: {exc}")
+                    iterator = None
+                    self._stop.wait(1)
+
+    def _iterator(self) -> str:
+        arn = self.source.stream_arn
+        shard = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        position = self.source.starting_position
+        answer = self._streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=position)
+        return str(answer["ShardIterator"])
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        event = {"Records": [self._record(r) for r in batch]}
+        attempt = 0
+        while not self._stop.is_set() and not self._renew.is_set():
+            outcome = self._invoke(self.source.function, event)
+            if outcome.ok:
+                self._log(f"[stream] {self.source.function} batch of {len(batch)}")
+                return
+            attempt += 1
+            detail = f"{outcome.error_type}: {outcome.error_message}"
+            if 0 <= self.source.retries < attempt:
+                self._log(f"[stream] {self.source.function}: batch of {len(batch)} passed over ({detail})")
+                return
+            self._log(f"[stream] {self.source.function}: batch of {len(batch)} failed, again ({detail})")
+            self._stop.wait(min(30.0, 0.5 * 2**attempt))
+
+    def _wanted(self, record: dict[str, Any]) -> bool:
+        if not self.source.filters:
+            return True
+        plain = self._record(record)
+        return any(matches(pattern, plain) for pattern in self.source.filters)
+
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+        change = dict(record.get("dynamodb") or {})
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            change["ApproximateCreationDateTime"] = created.timestamp()
+        return {**record, "dynamodb": change, "eventSourceARN": self.source.stream_arn}
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """An event filter pattern against a record: nested objects, lists of allowed values, and
+    ``{"exists": bool}`` (the subset the template uses; anything else never matches)."""
+    if isinstance(pattern, dict):
+        if not isinstance(value, dict):
+            return False
+        for key, sub in pattern.items():
+            if isinstance(sub, list) and any(isinstance(a, dict) and "exists" in a for a in sub):
+                wanted = next(a["exists"] for a in sub if isinstance(a, dict) and "exists" in a)
+                if (key in value) != bool(wanted):
+                    return False
+            elif key not in value or not matches(sub, value[key]):
+                return False
+        return True
+    if isinstance(pattern, list):
+        return any(not isinstance(a, dict) and a == value for a in pattern)
+    return False

@@ -9,6 +9,7 @@ IAM roles are only named (so ``!GetAtt Role.Arn`` resolves): moto's Scheduler ne
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,21 @@ class QueueSource:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A DynamoDB stream event source: ``FilterCriteria`` patterns kept as parsed JSON."""
+
+    function: str
+    event: str
+    stream_arn: str
+    batch_size: int
+    window_seconds: int
+    starting_position: str
+    filters: tuple[Any, ...]
+    retries: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class Table:
     logical_id: str
     name: str
@@ -100,6 +116,7 @@ class Description:
     routes: list[Route] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
     queue_sources: list[QueueSource] = field(default_factory=list)
+    stream_sources: list[StreamSource] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     queues: list[Queue] = field(default_factory=list)
     event_buses: list[EventBus] = field(default_factory=list)
@@ -348,6 +365,22 @@ def _event(
                 report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
                 enabled=bool(props.get("Enabled", True)),
                 max_concurrency=_max_concurrency(props),
+            )
+        )
+    elif kind == "DynamoDB":
+        props = resolver.resolve(raw)
+        filters = ((props.get("FilterCriteria") or {}).get("Filters")) or []
+        out.stream_sources.append(
+            StreamSource(
+                function=fn.logical_id,
+                event=event_name,
+                stream_arn=str(props["Stream"]),
+                batch_size=int(props.get("BatchSize", 100)),
+                window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                starting_position=str(props.get("StartingPosition", "LATEST")),
+                filters=tuple(json.loads(f["Pattern"]) for f in filters),
+                retries=int(props.get("MaximumRetryAttempts", -1)),
+                enabled=bool(props.get("Enabled", True)),
             )
         )
     else:

@@ -28,7 +28,7 @@ import httpx
 
 from local.aws import AwsRequests, MotoEndpoint, Resources
 from local.bus import BusTap
-from local.events import QueuePoller, Scheduler
+from local.events import QueuePoller, Scheduler, StreamPoller
 from local.gateway import Gateway
 from local.model import Description, QueueSource, Schedule, describe
 from local.runtime_schedules import RuntimeSchedules, Targets
@@ -115,7 +115,7 @@ class LocalStack:
         self._scheduler: Scheduler | None = None
         self._runtime_schedules: RuntimeSchedules | None = None
         self._bus: BusTap | None = None
-        self._pollers: list[QueuePoller] = []
+        self._pollers: list[QueuePoller | StreamPoller] = []
         self._secrets: dict[str, str] = {}
         self.appid = ""
         self.secure_strings: dict[str, str] = {}
@@ -193,6 +193,14 @@ class LocalStack:
             self._runtime_schedules.start()
         if self._pollers_on:
             self._start_pollers(self._resources.sqs)
+            self._start_stream_pollers(self._resources.internal_client("dynamodbstreams"))
+
+    def _start_stream_pollers(self, streams: Any) -> None:
+        for source in self.description.stream_sources:
+            if source.enabled:
+                poller = StreamPoller(source, streams, self._invoke, self.log)
+                poller.start()
+                self._pollers.append(poller)
 
     def _start_pollers(self, sqs: Any) -> None:
         for source in self.description.queue_sources:
@@ -277,6 +285,9 @@ class LocalStack:
         if self._runtime_schedules is not None:
             self._runtime_schedules.reset()
         self._resources.empty(self.description.tables, self.description.queues)
+        for poller in self._pollers:
+            if isinstance(poller, StreamPoller):
+                poller.renew()  # the tables were made anew, and with them their streams
         if self._bus is not None:
             self._bus.clear()
         self._moto.reset_requests()

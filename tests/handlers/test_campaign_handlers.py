@@ -127,7 +127,38 @@ def _done_with(queue_url: str, messages: list[dict[str, Any]]) -> None:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def _count_changes(invoke: Invoke, campaign_id: str) -> dict[str, Any]:
+    """What the DeliveriesTable stream's event source does: the campaign's status changes so far,
+    shaped as the checked-in event, handed to CountDeliveries."""
+    arn = boto3.client("dynamodb").describe_table(TableName=os.environ["DELIVERIES_TABLE"])["Table"][
+        "LatestStreamArn"
+    ]
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    template = load_event("count_deliveries")["Records"][0]
+    records = []
+    for record in streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]:
+        change = record["dynamodb"]
+        if record["eventName"] != "MODIFY" or change["NewImage"].get("campaign_id") != {"S": campaign_id}:
+            continue
+        records.append(
+            {
+                **template,
+                "eventID": record["eventID"],
+                "dynamodb": {
+                    **template["dynamodb"],
+                    **{k: change[k] for k in ("Keys", "OldImage", "NewImage", "SequenceNumber")},
+                },
+                "eventSourceARN": arn,
+            }
+        )
+    answer: dict[str, Any] = invoke("count_deliveries", {"Records": records})
+    return answer
+
+
 def _progress(invoke: Invoke, campaign_id: str) -> dict[str, Any]:
+    _count_changes(invoke, campaign_id)
     answer = _call(invoke, "GET", f"/campaigns/{campaign_id}")
     assert answer["statusCode"] == 200, answer
     return dict(json.loads(answer["body"]))
@@ -182,7 +213,7 @@ def test_campaigns_event_for_an_unknown_campaign_is_404(aws_and_wechat: LocalSta
     assert json.loads(answer["body"])["error"] == "not_found"
 
 
-def test_a_listed_campaign_goes_from_the_campaigns_event_through_start_campaign_and_send_worker(
+def test_a_listed_campaign_goes_from_the_campaigns_event_through_start_campaign_send_worker_and_count(
     aws_and_wechat: LocalStack, invoke: Invoke, template_id: str
 ) -> None:
     openid = _granted_user(aws_and_wechat, invoke, template_id)
@@ -202,7 +233,9 @@ def test_a_listed_campaign_goes_from_the_campaigns_event_through_start_campaign_
     _done_with(send_url, sends)
 
     inbox = _inbox(aws_and_wechat, openid)
-    progress = _progress(invoke, campaign_id)
+    counted = _count_changes(invoke, campaign_id)
+    progress = _progress(invoke, campaign_id)  # the same batch handed over again, as after a failure
+    assert counted["campaigns"] == 1 and counted["records"] >= 1
     assert [json.loads(s["Body"]) for s in steps] == [{"campaign_id": campaign_id, "page": 0}]
     assert expanded == {"batchItemFailures": []}
     assert [json.loads(s["Body"]) for s in sends] == [{"campaign_id": campaign_id, "openid": openid}]
@@ -297,6 +330,20 @@ def test_send_worker_event_as_checked_in_names_no_campaign_and_is_dropped(
     aws_and_wechat: LocalStack, invoke: Invoke
 ) -> None:
     assert invoke("send_worker", load_event("send_worker")) == {"batchItemFailures": []}
+
+
+def test_count_deliveries_event_as_checked_in_names_no_campaign_and_counts_nothing(
+    aws_and_wechat: LocalStack, invoke: Invoke
+) -> None:
+    assert invoke("count_deliveries", load_event("count_deliveries")) == {"campaigns": 1, "records": 1}
+    assert (
+        boto3.client("dynamodb")
+        .get_item(
+            TableName=os.environ["CAMPAIGNS_TABLE"], Key={"pk": {"S": "campaign#REPLACE_WITH_CAMPAIGN_ID"}}
+        )
+        .get("Item")
+        is None
+    )
 
 
 @pytest.mark.parametrize(

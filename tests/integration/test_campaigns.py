@@ -377,12 +377,15 @@ def _accounted(current: dict[str, Any]) -> bool:
 def test_a_worker_whose_batch_fails_after_sending_is_redelivered_and_still_sends_once(
     stack: LocalStack, backend
 ) -> None:
+    """Users without a grant are counted by the worker itself after the batch's sends; that count
+    fails, so the whole batch goes back to the queue and comes again: the sent ones replay."""
     users = granted_users(stack, 60)
-    with sandbox(stack) as sb:  # no sent events: the worker's counting is the only campaign write
-        sb.post("/sandbox/config", json={"latency": 0.1, "push_url": None})
+    strangers = [f"o-no-grant-{i}" for i in range(10)]
+    with sandbox(stack) as sb:  # slow sends, no sent events: the fault is armed while they run
+        sb.post("/sandbox/config", json={"latency": 1.0, "push_url": None})
     try:
-        started = start(backend)
-        wait_for(lambda: campaign(backend, started["campaign_id"])["expanded"])
+        started = start(backend, audience={"openids": users + strangers})
+        wait_for_state(backend, started["campaign_id"], {"running"})  # the expander's writes are over
         stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
         done = wait_for_state(backend, started["campaign_id"], {"done"})
     finally:
@@ -390,10 +393,38 @@ def test_a_worker_whose_batch_fails_after_sending_is_redelivered_and_still_sends
             sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
 
     assert [f for f in stack.aws_faults() if f["left"]] == [], "the fault struck"
+    came_back = [
+        line for line in stack.logs() if "SendWorkerFunction batch of" in line and " 0 failed" not in line
+    ]
+    assert came_back, "a batch was handed back to the queue after its sends"
     per_user = delivered_per_user(stack)
     assert set(per_user) == set(users) and set(per_user.values()) == {1}
     assert len([c for c in send_calls(stack) if c["errcode"] == 0]) == 60
-    assert done["counts"]["sent"] == 60
+    assert (done["counts"]["sent"], done["counts"]["skipped"]) == (60, 10)
+
+
+def test_counting_that_fails_after_the_sends_is_retried_and_counts_each_send_once(
+    stack: LocalStack, backend
+) -> None:
+    """CountDeliveries fails after adding a batch (the campaign's next update is refused) and gets
+    the same batch again: the transaction's client token keeps it from being added twice."""
+    users = granted_users(stack, 40)
+    with sandbox(stack) as sb:
+        sb.post("/sandbox/config", json={"latency": 0.5, "push_url": None})
+    try:
+        started = start(backend)
+        wait_for_state(backend, started["campaign_id"], {"running"})
+        stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
+        done = wait_for_state(backend, started["campaign_id"], {"done"})
+    finally:
+        with sandbox(stack) as sb:
+            sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
+
+    assert [f for f in stack.aws_faults() if f["left"]] == [], "the fault struck"
+    assert any("CountDeliveriesFunction: batch of" in line and "again" in line for line in stack.logs())
+    assert len(delivered_per_user(stack)) == len(users)
+    time.sleep(2)  # any second adding of the batch would have landed by now
+    assert campaign(backend, started["campaign_id"])["counts"]["sent"] == done["counts"]["sent"] == 40
 
 
 def test_a_campaign_through_busy_wechat_lost_answers_and_a_token_invalidation_sends_each_user_one_card(

@@ -268,3 +268,32 @@ def test_faults_over_http_list_and_clear(aws: LocalStack, control: httpx.Client)
     with pytest.raises(FaultError) as raised:
         aws.aws_fault("PutItem", count=0)
     assert raised.value.field == "count"
+
+
+def _add_one(pk: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "Update": {
+                "TableName": TABLE_A,
+                "Key": {"pk": {"S": pk}},
+                "UpdateExpression": "ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        }
+    ]
+
+
+def test_a_transaction_repeated_with_its_client_token_is_applied_once_as_on_dynamodb(aws: LocalStack) -> None:
+    dynamodb = _client(aws, "dynamodb")
+    pk, token = f"tx-{uuid.uuid4().hex}", uuid.uuid4().hex
+
+    dynamodb.transact_write_items(TransactItems=_add_one(pk), ClientRequestToken=token)
+    dynamodb.transact_write_items(TransactItems=_add_one(pk), ClientRequestToken=token)
+    dynamodb.transact_write_items(TransactItems=_add_one(pk), ClientRequestToken=uuid.uuid4().hex)
+    dynamodb.transact_write_items(TransactItems=_add_one(pk))
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(TransactItems=_add_one(pk + "-other"), ClientRequestToken=token)
+
+    item = dynamodb.get_item(TableName=TABLE_A, Key={"pk": {"S": pk}})["Item"]
+    assert item["n"] == {"N": "3"}
+    assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"

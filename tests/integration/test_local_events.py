@@ -1,4 +1,4 @@
-"""Schedules and SQS event sources, driven as AWS drives them, observed through moto."""
+"""Schedules, SQS and DynamoDB stream event sources, driven as AWS drives them, observed through moto."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from wx_flows import aws_client
 
-from local.events import QueuePoller
-from local.model import QueueSource
+from local.events import QueuePoller, StreamPoller, matches
+from local.model import QueueSource, StreamSource
 from local.stack import LocalStack
 from local.workers import Outcome
 
@@ -226,3 +226,83 @@ def test_after_a_reset_the_tables_and_queues_are_empty_and_still_served(fixture_
     assert not [
         line for line in fixture_stack.logs()[lines_before:] if "[poller]" in line and "Error" in line
     ]
+
+
+# -- DynamoDB stream event sources ---------------------------------------------------------------
+
+
+def test_a_stream_source_hands_over_the_filtered_changes_and_a_failed_batch_again_unchanged(
+    fixture_stack: LocalStack,
+) -> None:
+    dynamodb = aws_client(fixture_stack, "dynamodb")
+    name = f"scratch-{uuid.uuid4().hex[:8]}"
+    arn = dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["TableArn"]
+    source = StreamSource(
+        function="Counter",
+        event="Changes",
+        stream_arn=f"{arn}/stream/local",
+        batch_size=100,
+        window_seconds=1,
+        starting_position="TRIM_HORIZON",
+        filters=({"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"tag": {"S": [{"exists": True}]}}}},),
+        retries=-1,
+        enabled=True,
+    )
+    handed: list[dict[str, Any]] = []
+
+    def invoke(function: str, event: dict[str, Any]) -> Outcome:
+        handed.append(event)
+        ok = len(handed) > 1  # the first hand-over fails
+        return Outcome(ok, {} if ok else None, None if ok else "RuntimeError", None if ok else "first try")
+
+    poller = StreamPoller(source, aws_client(fixture_stack, "dynamodbstreams"), invoke, lambda _line: None)
+    poller.start()
+    try:
+        for pk, tag in (("a", "x"), ("b", None), ("c", "y")):
+            item = {"pk": {"S": pk}, "n": {"N": "1"}, **({"tag": {"S": tag}} if tag else {})}
+            dynamodb.put_item(TableName=name, Item=item)  # INSERT: passed over
+            dynamodb.update_item(
+                TableName=name,
+                Key={"pk": {"S": pk}},
+                UpdateExpression="SET n = :two",
+                ExpressionAttributeValues={":two": {"N": "2"}},
+            )
+        deadline = time.monotonic() + 10
+        while len(handed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        poller.stop()
+
+    assert len(handed) >= 2
+    first, again = handed[0], handed[1]
+    assert again == first
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in first["Records"]]
+    assert keys == ["a", "c"]
+    record = first["Records"][0]
+    assert (record["eventName"], record["eventSourceARN"]) == ("MODIFY", source.stream_arn)
+    assert record["dynamodb"]["OldImage"]["n"] == {"N": "1"} and record["dynamodb"]["NewImage"]["n"] == {
+        "N": "2"
+    }
+    assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], float)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matched"),
+    [
+        ({"a": ["x"]}, {"a": "x"}, True),
+        ({"a": ["x"]}, {"a": "y"}, False),
+        ({"a": {"b": [{"exists": True}]}}, {"a": {"b": 1}}, True),
+        ({"a": {"b": [{"exists": True}]}}, {"a": {}}, False),
+        ({"a": {"b": [{"exists": False}]}}, {"a": {}}, True),
+        ({"a": ["x"]}, {}, False),
+        ({"a": [{"prefix": "x"}]}, {"a": "xy"}, False),  # not supported locally: never matches
+    ],
+)
+def test_a_filter_pattern_matches_as_lambda_filters(pattern: Any, value: Any, matched: bool) -> None:
+    assert matches(pattern, value) is matched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,3 +115,27 @@ def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
         for message in messages:
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+_SEQUENCE = itertools.count(1)
+
+
+def stream_record(
+    campaign_id: str, old: str, new: str, *, error: str | None = None, message_id: str | None = None
+) -> dict[str, Any]:
+    """A DeliveriesTable stream record (Lambda's event shape) for one status change of a campaign send."""
+    message_id = message_id or f"d-{next(_SEQUENCE)}"
+    image: dict[str, Any] = {"message_id": {"S": message_id}, "campaign_id": {"S": campaign_id}}
+    new_image = {**image, "status": {"S": new}}
+    if error:
+        new_image["answer"] = {"M": {"status": {"N": "422"}, "body": {"M": {"error": {"S": error}}}}}
+    return {
+        "eventName": "MODIFY",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/deliveries/stream/local",
+        "dynamodb": {
+            "Keys": {"message_id": {"S": message_id}},
+            "OldImage": {**image, "status": {"S": old}},
+            "NewImage": new_image,
+            "SequenceNumber": str(next(_SEQUENCE)),
+        },
+    }

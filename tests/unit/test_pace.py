@@ -1,111 +1,110 @@
-"""Pacer: the AppID's send rate, reserved per batch in one-second buckets of the state table (moto)."""
+"""Pacer: each worker keeps its share of the AppID's rate, so all of them together keep the rate."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
 
 import pytest
 from campaign_kit import T0, Clock
 
-from wxsub.services.pace import MAX_SECONDS_AHEAD, Pacer
-from wxsub.stores.state import StateTable
+from wxsub.services.pace import MAX_WAIT_SECONDS, Pacer
 
 
-@pytest.fixture
-def state(state_table: Any) -> StateTable:
-    return StateTable(state_table)
+def pacer(rate: int, clock: Clock, workers: int = 1) -> Pacer:
+    return Pacer(rate, workers, clock=clock, sleep=clock.sleep)
 
 
-def used(state: StateTable, second: int) -> int:
-    item = state.get(f"pace#{second}")
-    return 0 if item is None else int(item["used"])
+def test_a_batch_within_the_share_goes_at_once() -> None:
+    clock = Clock(T0)
 
-
-def pacer(state: Any, rate: int, clock: Clock) -> Pacer:
-    return Pacer(state, rate, clock=clock, sleep=clock.sleep)
-
-
-def test_a_batch_within_the_rate_goes_in_the_current_second(state: StateTable) -> None:
-    clock = Clock(T0 + 0.2)
-
-    waited = pacer(state, 10, clock).reserve(10)
-
-    assert waited == 0
+    assert pacer(10, clock).reserve(10) == 0
     assert clock.slept == []
-    assert used(state, T0) == 10
 
 
-def test_a_full_second_sends_the_batch_to_the_next_one(state: StateTable) -> None:
-    clock = Clock(T0 + 0.25)
-    pacing = pacer(state, 10, clock)
+def test_a_batch_beyond_what_is_left_waits_for_the_bucket_to_refill() -> None:
+    clock = Clock(T0)
+    pacing = pacer(10, clock)
     pacing.reserve(8)
 
-    waited = pacing.reserve(5)
+    waited = pacing.reserve(5)  # 2 left, 3 more come in 0.3 s
 
-    assert waited == pytest.approx(0.75)
-    assert clock.slept == [pytest.approx(0.75)]
-    assert clock.now == T0 + 1
-    assert (used(state, T0), used(state, T0 + 1)) == (8, 5)
+    assert waited == pytest.approx(0.3)
+    assert clock.now == pytest.approx(T0 + 0.3)
 
 
-def test_the_rate_is_shared_by_every_worker(state: StateTable) -> None:
-    clock = Clock(T0 + 0.5)
-    pacer(state, 10, clock).reserve(7)
-
-    waited = pacer(state, 10, clock).reserve(4)
-
-    assert waited == pytest.approx(0.5)
-    assert (used(state, T0), used(state, T0 + 1)) == (7, 4)
-
-
-def test_a_batch_larger_than_the_rate_is_split_a_rate_per_second(state: StateTable) -> None:
-    clock = Clock(T0 + 0.5)
-
-    waited = pacer(state, 10, clock).reserve(25)
-
-    assert waited == pytest.approx(1.5)
-    assert clock.slept == [pytest.approx(0.5), pytest.approx(1.0)]
-    assert [used(state, T0 + i) for i in range(4)] == [10, 10, 5, 0]
-
-
-def test_a_second_with_some_room_left_takes_a_batch_that_fits(state: StateTable) -> None:
+def test_each_worker_holds_the_rate_over_the_concurrency() -> None:
     clock = Clock(T0)
-    pacing = pacer(state, 10, clock)
-    pacing.reserve(6)
-    pacing.reserve(6)  # does not fit beside the first: next second
+    pacing = pacer(200, clock, workers=5)
+    assert pacing.share == 40
 
-    waited = pacing.reserve(4)  # fits beside the first, in the current (now the next) second
+    sends = 0
+    while clock.now < T0 + 10:
+        pacing.reserve(10)
+        sends += 10
+    # one second's share at the start, then 40 a second: never more than the share allows
+    assert sends <= 40 + 40 * 10
 
-    assert [used(state, T0 + i) for i in range(3)] == [6, 10, 0]
-    assert waited == 0
 
-
-def test_a_rate_below_one_still_sends_one_a_second(state: StateTable) -> None:
+def test_the_workers_together_stay_within_the_rate() -> None:
+    """Five workers, each reserving batches of 10 as fast as they can, for 20 s of a shared clock."""
     clock = Clock(T0)
-
-    pacer(state, 0, clock).reserve(2)
-
-    assert [used(state, T0 + i) for i in range(3)] == [1, 1, 0]
-    assert clock.slept == [1.0]
-
-
-class Full:
-    """Buckets that never have room (every worker of the AppID is ahead of this one)."""
-
-    def __init__(self) -> None:
-        self.tried: list[str] = []
-
-    def take(self, pk: str, n: int, *, limit: int, ttl_seconds: int) -> bool:
-        self.tried.append(pk)
-        return False
+    workers = [pacer(200, clock, workers=5) for _ in range(5)]
+    sent_by_second: dict[int, int] = {}
+    for _ in range(400):
+        for worker in workers:
+            before = clock.now
+            worker.reserve(10)
+            second = int(max(before, clock.now) - T0)
+            sent_by_second[second] = sent_by_second.get(second, 0) + 10
+        if clock.now >= T0 + 20:
+            break
+    steady = [sent_by_second.get(s, 0) for s in range(1, 19)]
+    assert max(steady) <= 200
+    assert sum(steady) / len(steady) >= 180  # and they use it
 
 
-def test_no_room_within_the_horizon_is_a_timeout_and_nothing_waits() -> None:
+def test_an_idle_worker_refills_only_to_one_second_of_its_share() -> None:
     clock = Clock(T0)
-    buckets = Full()
+    pacing = pacer(10, clock)
+    clock.now += 3600
+
+    assert pacing.reserve(10) == 0
+    assert pacing.reserve(10) == pytest.approx(1.0)
+
+
+def test_a_rate_below_the_concurrency_still_sends_at_its_share() -> None:
+    clock = Clock(T0)
+    pacing = pacer(1, clock, workers=5)  # 0.2 a second for this worker
+
+    pacing.reserve(1)
+    waited = pacing.reserve(1)
+
+    assert waited == pytest.approx(5.0)
+
+
+def test_a_batch_that_would_wait_too_long_is_refused_and_reserves_nothing() -> None:
+    clock = Clock(T0)
+    pacing = pacer(1, clock)
 
     with pytest.raises(TimeoutError):
-        Pacer(buckets, 10, clock=clock, sleep=clock.sleep).reserve(3)
+        pacing.reserve(int(MAX_WAIT_SECONDS) + 5)
+    assert pacing.reserve(1) == 0  # the refused batch took nothing from the bucket
 
-    assert clock.slept == []
-    assert buckets.tried == [f"pace#{T0 + i}" for i in range(MAX_SECONDS_AHEAD)]
+
+def test_threads_of_one_worker_share_its_bucket() -> None:
+    clock = Clock(T0)
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:  # threads wait in turn on the shared hand-moved clock
+        with lock:
+            clock.slept.append(seconds)
+
+    pacing = Pacer(10, 1, clock=clock, sleep=sleep)
+    threads = [threading.Thread(target=pacing.reserve, args=(5,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # 20 sends from a bucket of 10 at 10/s: the last five are due one second on
+    assert sorted(clock.slept) == [pytest.approx(0.5), pytest.approx(1.0)]

@@ -295,7 +295,7 @@ def test_a_send_with_a_grant_answers_200_with_the_msgid_as_a_string(
 
     outcome = service(wechat, ledger, deliveries).send(request(), message_id="m-1")
 
-    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": MSGID})
+    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": MSGID}, recorded=True)
     assert isinstance(outcome.body["msgid"], str)
     assert [message.touser for message in wechat.inbox] == [USER]
     assert ledger.left(ONE_TIME) == 0
@@ -662,7 +662,7 @@ def test_a_success_naming_no_msgid_is_sent_with_a_null_msgid(ledger: Ledger, del
 
     outcome = service(WeChat(""), ledger, deliveries).send(request(), message_id="m-1")
 
-    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": None})
+    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": None}, recorded=True)
     assert deliveries.records["m-1"]["status"] == "sent"
 
 
@@ -906,7 +906,7 @@ def test_an_outcome_write_that_fails_briefly_is_retried_and_the_sent_answer_stan
 
     outcome = service(WeChat(), ledger, deliveries).send(request(), message_id="m-1")
 
-    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": MSGID})
+    assert outcome == Outcome(200, {"status": "sent", "message_id": "m-1", "msgid": MSGID}, recorded=True)
     assert deliveries.records["m-1"]["status"] == "sent"
 
 

@@ -1,36 +1,65 @@
 """SendWorker: a batch of queued sends, each counted once, cancelled, held, retried or dead-lettered.
 
 The campaigns table is moto's (in-process). WeChat behind the one send path is a fake that answers
-per openid the way SendService answers (an Outcome, or a raised error); the queue, the DLQ, the
-schedules and the bus are recorders of what they were given.
+per openid the way SendService answers (an Outcome, or a raised error) and puts on a stand-in for
+the DeliveriesTable stream the change each recorded outcome makes; the counts read in a test are
+the worker's plus CountDeliveries' over that stream. The queue, the DLQ, the schedules and the bus
+are recorders of what they were given.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from campaign_kit import DATA, T0, TEMPLATE, Clock, Events, campaign, running
+from campaign_kit import DATA, T0, TEMPLATE, Clock, Events, campaign, running, stream_record
 
 from wxsub import errors
 from wxsub.services.campaigns import message_id_for, next_quota_day
 from wxsub.services.pace import Pacer
 from wxsub.services.send import Outcome, SendRequest
+from wxsub.services.tally import DeliveryTally
 from wxsub.services.worker import CampaignCache, QueuedSend, SendWorker, parse_record
 from wxsub.stores.campaigns import CampaignStore
-from wxsub.stores.state import StateTable
 
 MORNINGS = {"start": "09:00", "end": "12:00", "tz": "Asia/Shanghai"}  # closed at T0 (16:00 in Beijing)
 TOMORROW_9 = T0 + 17 * 3600
+# the ledger's refusal and the keyword check come before any record; the others were recorded
 NO_GRANT = Outcome.refused(errors.NoGrant("the user holds no grant for this template"))
-BAD_OPENID = Outcome.refused(errors.InvalidOpenid("invalid openid"))
 BAD_DATA = Outcome.refused(errors.InvalidData("data breaks the template's keyword rules", violations=[]))
-UNKNOWN = Outcome.refused(errors.OutcomeUnknown("no clean answer", message_id="m"))
+BAD_OPENID = replace(Outcome.refused(errors.InvalidOpenid("invalid openid")), recorded=True)
+UNKNOWN = replace(Outcome.refused(errors.OutcomeUnknown("no clean answer", message_id="m")), recorded=True)
+SENT = Outcome(200, {"status": "sent", "msgid": "1700827132819554304"}, recorded=True)
 
 Answer = Outcome | Exception | Callable[[SendRequest], Outcome]
+
+
+class Stream:
+    """The DeliveriesTable stream as the send path fills it: a record for each outcome it records."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def add(self, campaign_id: str, outcome: Outcome) -> None:
+        if not outcome.recorded or outcome.replayed:  # a replay changed no record
+            return
+        status = {200: "sent", 504: "unknown"}.get(outcome.status, "failed")
+        with self._lock:
+            self.records.append(
+                stream_record(campaign_id, "sending", status, error=outcome.body.get("error"))
+            )
+
+    def take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            taken, self.records = self.records, []
+        return taken
+
+
+STREAM = Stream()
 
 
 class WeChat:
@@ -44,14 +73,12 @@ class WeChat:
     def send(self, request: SendRequest, *, key: str | None = None, message_id: str | None = None) -> Outcome:
         with self._lock:
             self.asked.append((request, message_id))
-        answer = self.answers.get(request.openid)
-        if answer is None:
-            return Outcome(200, {"status": "sent", "message_id": message_id, "msgid": "1700827132819554304"})
+        answer = self.answers.get(request.openid, SENT)
         if isinstance(answer, Exception):
             raise answer
-        if isinstance(answer, Outcome):
-            return answer
-        return answer(request)
+        outcome = answer if isinstance(answer, Outcome) else answer(request)
+        STREAM.add(str(request.campaign_id), outcome)
+        return outcome
 
     def openids(self) -> list[str]:
         return [request.openid for request, _ in self.asked]
@@ -115,7 +142,15 @@ class World:
 @pytest.fixture
 def world(campaigns_table: Any) -> World:
     clock = Clock()
+    STREAM.take()
     return World(CampaignStore(campaigns_table, clock=clock), clock)
+
+
+def counted(world: World) -> None:
+    """CountDeliveries runs over what the stream holds, as it does a second or so after the sends."""
+    records = STREAM.take()
+    if records:
+        DeliveryTally(world.store, world.events).apply(records)
 
 
 def queued(
@@ -125,12 +160,14 @@ def queued(
 
 
 def counts(world: World, campaign_id: str = "c1") -> dict[str, Any]:
+    counted(world)
     got = world.store.get(campaign_id)
     assert got is not None
     return {k: v for k, v in got.counts.items() if v} | ({"failed": got.failed} if got.failed else {})
 
 
 def state(world: World, campaign_id: str = "c1") -> str:
+    counted(world)
     got = world.store.get(campaign_id)
     assert got is not None
     return got.state
@@ -210,40 +247,43 @@ def test_a_batch_for_two_campaigns_counts_each_on_its_own(world: World) -> None:
     assert (counts(world, "c2"), state(world, "c2")) == ({"queued": 5, "sent": 1, "skipped": 1}, "running")
 
 
-def test_the_batch_takes_its_sends_from_the_appids_rate(world: World, state_table: Any) -> None:
+def test_a_batch_beyond_the_workers_share_waits_for_it(world: World) -> None:
     running(world.store, "c1", queued=3)
-    buckets = StateTable(state_table)
-    pacer = Pacer(buckets, 200, clock=world.clock, sleep=world.clock.sleep)
+    pacer = Pacer(2, 1, clock=world.clock, sleep=world.clock.sleep)  # 2 a second for this worker
 
     world.worker(WeChat(), pacer=pacer).process([queued("o-a"), queued("o-b"), queued("o-c")])
 
-    bucket = buckets.get(f"pace#{T0}")
-    assert bucket is not None and int(bucket["used"]) == 3
+    assert world.clock.slept == [pytest.approx(0.5)]
+    assert counts(world) == {"queued": 3, "sent": 3}
 
 
 # replays: the write-ahead record answered instead of WeChat
 
 
-def test_a_replay_for_the_same_queue_message_is_counted(world: World) -> None:
+@pytest.mark.parametrize("replayed_from", ["m-o-a", "m-first-copy"])
+def test_a_send_delivered_again_by_sqs_is_counted_once(world: World, replayed_from: str) -> None:
+    """Its first attempt's record change is on the stream; the redelivery only replays the record."""
     running(world.store, "c1", queued=1)
-    replay = Outcome(200, {"status": "sent", "msgid": "1"}, replayed=True, replayed_from="m-o-a")
+    world.worker(WeChat()).process([queued("o-a")])
+    replay = replace(SENT, replayed=True, replayed_from=replayed_from)
 
     retry = world.worker(WeChat({"o-a": replay})).process([queued("o-a")])
 
     assert retry == []
     assert counts(world) == {"queued": 1, "sent": 1}
     assert state(world) == "done"
-
-
-def test_a_replay_from_another_queue_message_is_not_counted_again(world: World) -> None:
-    running(world.store, "c1", queued=1)
-    replay = Outcome(200, {"status": "sent", "msgid": "1"}, replayed=True, replayed_from="m-first-copy")
-
-    retry = world.worker(WeChat({"o-a": replay})).process([queued("o-a")])
-
-    assert retry == []
-    assert counts(world) == {"queued": 1}
     assert world.requeue.postponed == [] and world.dead.bodies == []
+
+
+def test_the_worker_itself_counts_only_sends_that_left_no_record(world: World) -> None:
+    running(world.store, "c1", queued=3)
+
+    world.worker(WeChat({"o-b": NO_GRANT})).process([queued("o-a"), queued("o-b"), queued("o-c")])
+
+    got = world.store.get("c1")
+    assert got is not None
+    assert {k: v for k, v in got.counts.items() if v} == {"queued": 3, "skipped": 1}
+    assert counts(world) == {"queued": 3, "sent": 2, "skipped": 1}
 
 
 # cancelled and paused campaigns
@@ -270,7 +310,7 @@ def test_a_cancel_during_a_batch_stops_it_within_a_second(world: World) -> None:
     def cancel_then_sent(request: SendRequest) -> Outcome:
         world.store.transition("c1", "cancelled", allowed=("running",))
         ticks.now += 1.0  # the next send starts a second after the cancel was acknowledged
-        return Outcome(200, {"status": "sent", "msgid": "1"})
+        return SENT
 
     wechat = WeChat({"o-a": cancel_then_sent})
 
@@ -436,26 +476,25 @@ class CountingFails:
         return self._store.count(campaign_id, counts, failed)
 
 
-def test_when_counting_fails_the_whole_group_comes_back_and_its_replays_count_once(world: World) -> None:
+def test_when_counting_fails_the_whole_group_comes_back_and_is_counted_on_its_next_attempt(
+    world: World,
+) -> None:
     running(world.store, "c1", queued=2)
     running(world.store, "c2", queued=1)
     failing = CountingFails(world.store)
-    wechat = WeChat()
+    no_grants = WeChat({"o-a": NO_GRANT, "o-b": NO_GRANT, "o-z": NO_GRANT})
     batch = [queued("o-a"), queued("o-b"), queued("o-z", "c2")]
 
-    first = world.worker(wechat, store=failing, cache=CampaignCache(world.store, ttl=0)).process(batch)
+    first = world.worker(no_grants, store=failing, cache=CampaignCache(world.store, ttl=0)).process(batch)
     after_first = counts(world, "c1")
-    replays = WeChat(
-        {o: Outcome(200, {"status": "sent"}, replayed=True, replayed_from=f"m-{o}") for o in ["o-a", "o-b"]}
-    )
-    second = world.worker(replays).process(batch[:2])
+    second = world.worker(no_grants).process(batch[:2])
 
     assert sorted(first) == ["m-o-a", "m-o-b"]
     assert sorted(world.requeue.postponed) == [("r-o-a", 30), ("r-o-b", 30)]
     assert after_first == {"queued": 2}
-    assert counts(world, "c2") == {"queued": 1, "sent": 1}
+    assert counts(world, "c2") == {"queued": 1, "skipped": 1}
     assert second == []
-    assert counts(world, "c1") == {"queued": 2, "sent": 2}
+    assert counts(world, "c1") == {"queued": 2, "skipped": 2}
     assert state(world, "c1") == "done"
 
 
@@ -466,7 +505,9 @@ def test_a_group_whose_postpone_fails_still_comes_back(world: World) -> None:
         def postpone(self, receipt_handle: str, seconds: int) -> None:
             raise RuntimeError("SQS unreachable")
 
-    worker = world.worker(WeChat(), store=CountingFails(world.store), cache=CampaignCache(world.store, ttl=0))
+    worker = world.worker(
+        WeChat({"o-a": NO_GRANT}), store=CountingFails(world.store), cache=CampaignCache(world.store, ttl=0)
+    )
     worker.requeue = Broken()
 
     assert worker.process([queued("o-a")]) == ["m-o-a"]

@@ -50,6 +50,7 @@ class Settings:
     event_bus_name: str | None = None
     campaign_max_recipients: int = 10000
     send_rate_per_second: int = 200
+    send_worker_concurrency: int = 1
     send_retry_delay_seconds: int = 30
     function_timeout_seconds: int | None = None
 
@@ -98,6 +99,7 @@ class Settings:
             settle_window_seconds=_number(env, "SETTLE_WINDOW_SECONDS", 600, int),
             campaign_max_recipients=_number(env, "CAMPAIGN_MAX_RECIPIENTS", 10000, int),
             send_rate_per_second=_number(env, "SEND_RATE_PER_SECOND", 200, int),
+            send_worker_concurrency=_number(env, "SEND_WORKER_CONCURRENCY", 1, int),
             send_retry_delay_seconds=_number(env, "SEND_RETRY_DELAY_SECONDS", 30, int),
             function_timeout_seconds=_number(env, "FUNCTION_TIMEOUT_SECONDS", 0, int) or None,
             **optional,

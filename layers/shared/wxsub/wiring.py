@@ -26,6 +26,7 @@ from wxsub.services.push import PushService
 from wxsub.services.send import SendService
 from wxsub.services.settle import SettleUnknown
 from wxsub.services.subscriptions import SubscriptionService
+from wxsub.services.tally import DeliveryTally
 from wxsub.services.templates import TemplateRegistry, TemplateSync
 from wxsub.services.tokens import TokenProvider, TokenRefresher
 from wxsub.services.worker import SendWorker
@@ -169,11 +170,10 @@ def ledger() -> GrantLedger:
 @cache
 def deliveries() -> Deliveries:
     s = settings()
-    campaigns = campaign_store() if s.campaigns_table else None
     return Deliveries(
         table(s.need("deliveries_table")),
         settle_window_seconds=s.settle_window_seconds,
-        on_settled=Announcer(events(), campaigns),
+        on_settled=Announcer(events()),
     )
 
 
@@ -265,6 +265,11 @@ def idempotency() -> IdempotentSends:
 
 
 @cache
+def delivery_tally() -> DeliveryTally:
+    return DeliveryTally(campaign_store(), events())
+
+
+@cache
 def campaign_store() -> CampaignStore:
     return CampaignStore(table(settings().need("campaigns_table")))
 
@@ -313,7 +318,7 @@ def send_worker() -> SendWorker:
     return SendWorker(
         sender=send_service(),
         store=campaign_store(),
-        pacer=Pacer(state(), s.send_rate_per_second),
+        pacer=Pacer(s.send_rate_per_second, s.send_worker_concurrency),
         requeue=Queue(sqs, s.need("send_queue_url")),
         dead_letters=Queue(sqs, s.need("send_dlq_url")),
         schedules=_schedules(),

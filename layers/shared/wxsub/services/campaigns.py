@@ -302,6 +302,20 @@ def message_id_for(campaign_id: str, openid: str, retry_of: str | None = None) -
     return hashlib.sha256(seed.encode()).hexdigest()[:28]
 
 
+def complete_if_done(store: CampaignStore, events: CampaignEvents, campaign: Campaign) -> None:
+    """A running campaign whose every queued message has an outcome becomes ``done``, once."""
+    finished = (
+        campaign.expanded
+        and campaign.state in (RUNNING, EXPANDING)
+        and campaign.counts.get("held", 0) == 0
+        and campaign.processed() >= campaign.counts.get("queued", 0)
+    )
+    if finished and store.transition(campaign.campaign_id, DONE, allowed=(RUNNING, EXPANDING)) is not None:
+        events.campaign_state(
+            campaign.campaign_id, DONE, previous=campaign.state, counts=campaign.to_json()["counts"]
+        )
+
+
 class CampaignResends:
     """A one-time campaign send the sweep gave up on is sent once more.
 

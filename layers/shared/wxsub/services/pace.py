@@ -1,58 +1,54 @@
-"""The AppID's send rate, shared by every worker: tokens reserved per batch, per second, in DynamoDB.
+"""The AppID's send rate, kept by each campaign worker on its own, with no shared writes.
 
-Each second has a bucket (``pace#<epoch second>`` in the state table) that admits ``rate`` sends.
-A worker reserves its whole batch with one conditional ``ADD``; a full second sends it to the next
-one. One write per batch, not per message, so the pacing costs a tenth of a write per send at a
-batch size of ten.
+Lambda runs at most ``SendWorkerConcurrency`` SendWorker invocations at once (the SQS event
+source's ``MaximumConcurrency``), so each worker holds a share of ``rate / concurrency`` sends a
+second in a token bucket of one second's share, and the workers together stay within the rate.
+A batch reserves its sends at once and waits until the bucket covers them; reservations beyond
+the bucket queue up behind each other. This costs no request at all, where a shared counter cost
+one DynamoDB write a batch (a tenth of a write per message). Its one looseness: a worker that was
+idle starts with a full bucket, so when Lambda swaps one warm worker for another mid-second, that
+second can carry one extra share.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-BUCKET_TTL_SECONDS = 120
-MAX_SECONDS_AHEAD = 30
-
-
-class Buckets(Protocol):
-    def take(self, pk: str, n: int, *, limit: int, ttl_seconds: int) -> bool: ...
+MAX_WAIT_SECONDS = 30.0
 
 
 class Pacer:
     def __init__(
         self,
-        buckets: Buckets,
         rate: int,
-        clock: Callable[[], float] = time.time,
+        workers: int = 1,
+        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._buckets = buckets
-        self._rate = max(1, rate)
+        self.share = max(1, rate) / max(1, workers)  # sends a second for this worker
+        self._capacity = max(1.0, self.share)
         self._clock = clock
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self._capacity
+        self._last = clock()
 
     def reserve(self, n: int) -> float:
-        """Reserves ``n`` sends and waits for their second; returns the seconds waited.
+        """Reserves ``n`` sends and waits until they are due; returns the seconds waited.
 
-        A batch larger than the rate is reserved a rate's worth per second. Raises
-        ``TimeoutError`` when no second within :data:`MAX_SECONDS_AHEAD` has room.
+        Raises ``TimeoutError`` (reserving nothing) when they would be due more than
+        :data:`MAX_WAIT_SECONDS` from now.
         """
-        waited = 0.0
-        while n > 0:
-            chunk = min(n, self._rate)
-            second = self._slot(chunk)
-            delay = second - self._clock()
-            if delay > 0:
-                self._sleep(delay)
-                waited += delay
-            n -= chunk
-        return waited
-
-    def _slot(self, n: int) -> int:
-        start = int(self._clock())
-        for second in range(start, start + MAX_SECONDS_AHEAD):
-            if self._buckets.take(f"pace#{second}", n, limit=self._rate, ttl_seconds=BUCKET_TTL_SECONDS):
-                return second
-        raise TimeoutError(f"no room for {n} sends in the next {MAX_SECONDS_AHEAD} s at {self._rate}/s")
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self.share)
+            self._last = now
+            wait = max(0.0, (n - self._tokens) / self.share)
+            if wait > MAX_WAIT_SECONDS:
+                raise TimeoutError(f"{n} sends at {self.share:g}/s for this worker would wait {wait:.0f} s")
+            self._tokens -= n
+        if wait:
+            self._sleep(wait)
+        return wait

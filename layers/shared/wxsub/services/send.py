@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from wxsub import errors
@@ -64,13 +64,15 @@ class Outcome:
     """An answer worth storing under an Idempotency-Key: HTTP status and JSON body.
 
     ``replayed`` marks the answer of an earlier attempt found in its record: nothing was done now;
-    ``replayed_from`` is the queue message that attempt came from, if any.
+    ``replayed_from`` is the queue message that attempt came from, if any. ``recorded`` says a
+    delivery record holds this send (its status changes are on the table's stream).
     """
 
     status: int
     body: dict[str, Any]
     replayed: bool = False
     replayed_from: str | None = None
+    recorded: bool = False
 
     @classmethod
     def refused(cls, error: errors.WxsubError) -> Outcome:
@@ -170,7 +172,7 @@ class SendService:
         one_time = self.grants is not None and not long_term
         earlier = self.deliveries.begin(message_id, request, one_time=one_time)
         if earlier is not None:
-            return replay(earlier)
+            return replace(replay(earlier), recorded=True)
         try:
             taken = self._take_grant(request, long_term)
             if taken is None and self.grants is not None and request.ledger == "ignore" and one_time:
@@ -193,7 +195,8 @@ class SendService:
             lang=request.lang or "zh_CN",
             page=request.page,
         )
-        return self._deliver(_Send(request, message, message_id, taken))
+        # every answer _deliver returns was recorded; where nothing went out it raises
+        return replace(self._deliver(_Send(request, message, message_id, taken)), recorded=True)
 
     def _take_grant(self, request: SendRequest, long_term: bool) -> Taken | None:
         if self.grants is None:

@@ -2,16 +2,17 @@
 
 Every queued message goes through the one send path with the message_id of its (campaign,
 openid): its write-ahead record makes an SQS redelivery answer the first attempt's outcome
-instead of calling WeChat again. Per message the outcome is counted (sent, skipped for no grant,
-failed by reason, unknown); an answer replayed from an earlier attempt is not counted twice.
+instead of calling WeChat again. What a send recorded (sent, unknown, refused by WeChat) is counted
+from the deliveries table's stream (``services/tally.py``), once; the worker counts what never
+had a record: skipped for no grant, failures before WeChat, cancelled and held messages.
 When nothing went out (WeChat busy, too little time, AWS failing) the message goes back to the
 queue, due again after the retry delay, until its last allowed receive: then it is moved to the
 dead-letter queue with its reason and counted failed.
 
 Before each send the campaign's state is read through a cache of at most a second: a cancelled
 campaign sends nothing more; a paused one (45009, or outside its window) has its messages held in
-the campaign's store until it resumes. Counters are written once per campaign per batch, and the
-campaign is ``done`` once every queued message has an outcome.
+the campaign's store until it resumes. The worker's counters are written once per campaign per
+batch when it has any, and the campaign is ``done`` once every queued message has an outcome.
 """
 
 from __future__ import annotations
@@ -28,21 +29,24 @@ from typing import Any, Protocol
 from wxsub import errors
 from wxsub.bus import CampaignEvents
 from wxsub.observability import logger, metrics
-from wxsub.services.campaigns import Window, message_id_for, next_quota_day, schedule_name
+from wxsub.services.campaigns import (
+    Window,
+    complete_if_done,
+    message_id_for,
+    next_quota_day,
+    schedule_name,
+)
 from wxsub.services.send import Outcome, SendRequest
 from wxsub.stores.campaigns import (
     ACTIVE_STATES,
     CANCELLED,
-    DONE,
-    EXPANDING,
     PAUSED,
-    RUNNING,
     Campaign,
     CampaignStore,
 )
 
 CACHE_SECONDS = 0.9  # "at most a second", with room for the request to reach WeChat
-SENT, SKIPPED, UNKNOWN, CANCELLED_COUNT = "sent", "skipped", "unknown", "cancelled"
+SKIPPED, CANCELLED_COUNT = "skipped", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,7 @@ class SendWorker:
             return _Result(hold=True)
         except errors.WxsubError as exc:
             return _Result(retry=exc.code)
-        return _classify(outcome, queued.message_id)
+        return _classify(outcome)
 
     def _settle(self, campaign_id: str, group: list[QueuedSend], results: list[_Result]) -> list[str]:
         counts: Counter[str] = Counter()
@@ -252,17 +256,7 @@ class SendWorker:
         return False
 
     def _count(self, campaign_id: str, counts: Mapping[str, int], failed: Mapping[str, int]) -> None:
-        campaign = self.store.count(campaign_id, counts, failed)
-        finished = (
-            campaign.expanded
-            and campaign.state in (RUNNING, EXPANDING)
-            and campaign.counts.get("held", 0) == 0
-            and campaign.processed() >= campaign.counts.get("queued", 0)
-        )
-        if finished and self.store.transition(campaign_id, DONE, allowed=(RUNNING, EXPANDING)) is not None:
-            self.events.campaign_state(
-                campaign_id, DONE, previous=campaign.state, counts=campaign.to_json()["counts"]
-            )
+        complete_if_done(self.store, self.events, self.store.count(campaign_id, counts, failed))
 
     def _outside_window(self, campaign: Campaign) -> bool:
         """Outside its window the campaign pauses, and a schedule resumes it when the window opens."""
@@ -313,17 +307,13 @@ class SendWorker:
         return self._pool
 
 
-def _classify(outcome: Outcome, queued_as: str) -> _Result:
-    """A fresh outcome counts; so does a replay for this same queue message, whose first attempt
-    stopped before its batch was counted. A replay from another message (the recipient was queued
-    twice) was counted by that message.
+def _classify(outcome: Outcome) -> _Result:
+    """An outcome with a delivery record behind it (sent, unknown, refused by WeChat, or the replay
+    of any of those) is counted from the DeliveriesTable stream, once (``services/tally.py``); the
+    worker counts only what never had one: the ledger's no-grant skip and a refusal before the send.
     """
-    if outcome.replayed and outcome.replayed_from != queued_as:
+    if outcome.recorded:
         return _Result()
-    if outcome.status == 200:
-        return _Result(count=SENT)
-    if outcome.status == 504:
-        return _Result(count=UNKNOWN)
     code = str(outcome.body.get("error", "rejected"))
     if code == "no_grant":
         return _Result(count=SKIPPED)

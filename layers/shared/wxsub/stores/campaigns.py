@@ -37,6 +37,7 @@ SCHEDULED, EXPANDING, RUNNING, PAUSED, DONE, CANCELLED = (
 ACTIVE_STATES = frozenset({EXPANDING, RUNNING, PAUSED})
 COUNTS = ("queued", "sent", "skipped", "unknown", "delivered", "cancelled", "held")
 PART_SIZE = 500
+TRANSACTION_ITEMS = 100  # DynamoDB's most per transaction
 
 
 @dataclass(frozen=True)
@@ -270,8 +271,46 @@ class CampaignStore:
 
     def count(self, campaign_id: str, counts: Mapping[str, int], failed: Mapping[str, int]) -> Campaign:
         """Adds a batch's outcomes to the counters in one update; the campaign as it now stands."""
+        update = self._adding(campaign_id, counts, failed)
+        answer = self._table.update_item(**update, ReturnValues="ALL_NEW")
+        return _campaign_from(answer["Attributes"])
+
+    def add_counts(
+        self, adds: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]], *, token: str, at: int
+    ) -> None:
+        """Adds counts to several campaigns at once, all or none, once per ``token``.
+
+        DynamoDB answers a transaction repeated with the same ClientRequestToken within ten minutes
+        without applying it again, so a retried batch is not counted twice; a repeat must be the
+        very same request, so ``at`` (the new ``updated_at``) comes from the batch, not the clock.
+        A campaign that is gone (deleted by hand) is left out rather than failing the others.
+        """
+        items = [
+            {"Update": {"TableName": self._table.name, **self._adding(cid, counts, failed, now=at)}}
+            for cid, (counts, failed) in sorted(adds.items())
+        ]
+        for start in range(0, len(items), TRANSACTION_ITEMS):
+            chunk = items[start : start + TRANSACTION_ITEMS]
+            chunk_token = f"{token[:32]}-{start // TRANSACTION_ITEMS}"
+            try:
+                self._client.transact_write_items(TransactItems=chunk, ClientRequestToken=chunk_token)
+            except ClientError as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" not in reasons:
+                    raise
+                kept = [
+                    item for item, why in zip(chunk, reasons, strict=False) if why != "ConditionalCheckFailed"
+                ]
+                if kept:
+                    self._client.transact_write_items(
+                        TransactItems=kept, ClientRequestToken=chunk_token + "k"
+                    )
+
+    def _adding(
+        self, campaign_id: str, counts: Mapping[str, int], failed: Mapping[str, int], now: int | None = None
+    ) -> dict[str, Any]:
         names: dict[str, str] = {}
-        values: dict[str, Any] = {":now": int(self._clock())}
+        values: dict[str, Any] = {":now": int(self._clock()) if now is None else now}
         adds = []
         for i, (name, n) in enumerate(
             [*((f"n_{k}", v) for k, v in counts.items()), *((f"f_{k}", v) for k, v in failed.items())]
@@ -280,17 +319,15 @@ class CampaignStore:
                 names[f"#c{i}"] = name
                 values[f":c{i}"] = n
                 adds.append(f"#c{i} :c{i}")
-        expression = "SET updated_at = :now" + (" ADD " + ", ".join(adds) if adds else "")
-        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
-        answer = self._table.update_item(
-            Key={"pk": _campaign(campaign_id)},
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            **kwargs,
-        )
-        return _campaign_from(answer["Attributes"])
+        update: dict[str, Any] = {
+            "Key": {"pk": _campaign(campaign_id)},
+            "UpdateExpression": "SET updated_at = :now" + (" ADD " + ", ".join(adds) if adds else ""),
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        return update
 
     def active(self) -> list[str]:
         """Ids of campaigns expanding, running or paused (the sparse index; eventually consistent)."""
