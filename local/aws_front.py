@@ -562,7 +562,9 @@ def _speed_up_moto() -> None:
       one; it now reads the queue's retention period directly (same rule: a message older than it
       is not returned);
     - EventBridge targets: each event's delivery parsed the same JSONPath expressions again; parsed
-      expressions are kept by their text (parsing is pure, and a parsed path is only read).
+      expressions are kept by their text (parsing is pure, and a parsed path is only read);
+    - DynamoDB stream reads: each record went through the generic answer serialiser field by
+      field; the records are already in the wire's JSON shape, so they are written out as JSON.
     Nothing here changes an answer.
     """
     import functools
@@ -570,6 +572,7 @@ def _speed_up_moto() -> None:
     import jsonpath_ng.ext
     from moto import backends
     from moto.core.utils import unix_time
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs.models import SQSBackend
 
@@ -592,6 +595,12 @@ def _speed_up_moto() -> None:
 
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+
+    def get_records(self: Any) -> str:
+        result = self.backend.get_records(self._get_param("ShardIterator"), self._get_param("Limit") or 1000)
+        return json.dumps(result, default=lambda value: value.timestamp())
+
+    DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:

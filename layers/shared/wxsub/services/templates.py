@@ -8,6 +8,7 @@ triggers one sync, at most once a minute per template id.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,15 +90,21 @@ class TemplateRegistry:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, Template]] = {}
+        self._lock = threading.Lock()
 
     def lookup(self, template_id: str) -> Template | None:
+        """The template, from memory when fresh; the threads of a worker batch read it once."""
         cached = self._cache.get(template_id)
         if cached is not None and self._clock() - cached[0] < self._cache_seconds:
             return cached[1]
-        found = self._find(template_id)
-        if found is not None:
-            self._cache[template_id] = (self._clock(), found)
-        return found
+        with self._lock:
+            cached = self._cache.get(template_id)
+            if cached is not None and self._clock() - cached[0] < self._cache_seconds:
+                return cached[1]
+            found = self._find(template_id)
+            if found is not None:
+                self._cache[template_id] = (self._clock(), found)
+            return found
 
     def _find(self, template_id: str) -> Template | None:
         found = self._store.get(template_id)

@@ -111,14 +111,14 @@ class CampaignCache:
         self._lock = threading.Lock()
 
     def get(self, campaign_id: str) -> Campaign | None:
+        """The campaign as read at most ``ttl`` ago; one thread reads it while the others wait."""
         with self._lock:
             entry = self._entries.get(campaign_id)
-        if entry is not None and self._clock() - entry[0] < self._ttl:
-            return entry[1]
-        campaign = self._store.get(campaign_id)
-        with self._lock:
+            if entry is not None and self._clock() - entry[0] < self._ttl:
+                return entry[1]
+            campaign = self._store.get(campaign_id)
             self._entries[campaign_id] = (self._clock(), campaign)
-        return campaign
+            return campaign
 
     def forget(self, campaign_id: str) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ meets a token error bypasses it with ``force``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +60,15 @@ class TokenStore:
         self._ssm = ssm_client
         self._name = name
         self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
 
     def get(self, *, force: bool = False) -> StoredToken | None:
         """The stored token, from a cache younger than ``cache_seconds`` unless ``force``."""
         try:
-            raw = self._provider.get(self._name, max_age=self._cache_seconds, decrypt=True, force_fetch=force)
+            with self._lock:  # the threads of a worker batch share one read when the cache expires
+                raw = self._provider.get(
+                    self._name, max_age=self._cache_seconds, decrypt=True, force_fetch=force
+                )
         except GetParameterError:
             return None
         try:
