@@ -4,10 +4,17 @@ Every error a caller sees is JSON ``{"error", "message"}``: product errors keep 
 code; request validation failures become 422 ``invalid_request`` naming each field (400 when the
 body is not JSON, or not even UTF-8); anything unexpected is a 500 with no detail, logged with its
 trace.
+
+Before any route runs, :class:`Resolver` looks at the body once: a body sent as another media type
+than JSON to a JSON route is 415 ``unsupported_media_type``; a JSON body nested deeper than
+:data:`MAX_DEPTH` levels, or holding text that cannot be encoded as UTF-8 (a lone surrogate, sent
+escaped), is 400 ``invalid_request``. Nothing behind it is reached, so such a request
+costs no AWS call, no signature check and no log line of an exception.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -35,8 +42,89 @@ def error_response(error: WxsubError) -> Response[str]:
     return json_response(error.status, error.body())
 
 
+MAX_DEPTH = 32
+# routes whose body is not JSON by contract: WeChat pushes XML as well as JSON
+RAW_BODY_ROUTES = frozenset({"/wechat/push"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Resolver(APIGatewayHttpResolver):
+    """The HTTP API resolver with the body guard in front of every route."""
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        refused = body_problem(event)
+        if refused is not None:
+            status, body = refused
+            return {
+                "statusCode": status,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps(body, ensure_ascii=False),
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
+def body_problem(event: dict[str, Any]) -> tuple[int, dict[str, str]] | None:
+    """Why a request's body is refused before its route runs (status, error body), or None."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    raw = event.get("body")
+    if not raw or str(http.get("method", "")).upper() not in _BODY_METHODS:
+        return None
+    try:
+        text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else str(raw)
+    except (ValueError, UnicodeDecodeError):
+        return 400, {"error": "invalid_request", "message": "the body is not UTF-8 text"}
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    json_route = http.get("path") not in RAW_BODY_ROUTES
+    if json_route and media and media != "application/json" and not media.endswith("+json"):
+        return 415, {
+            "error": "unsupported_media_type",
+            "message": f"this route takes application/json, not {media[:100]}",
+        }
+    if not json_route and not text.lstrip().startswith(("{", "[")):
+        return None
+    if _depth(text) > MAX_DEPTH:
+        return 400, {
+            "error": "invalid_request",
+            "message": f"the JSON is nested deeper than {MAX_DEPTH} levels",
+        }
+    try:
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a ValueError too: caught first
+        return 400, {"error": "invalid_request", "message": "the body holds text that is not valid Unicode"}
+    except ValueError:  # not JSON: the route's validation names the problem
+        return None
+    return None
+
+
+def _depth(text: str) -> int:
+    """How deep JSON brackets nest in ``text``, strings skipped; stops counting past the limit."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = Resolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
 
