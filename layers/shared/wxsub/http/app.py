@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -51,20 +52,20 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Resolver(APIGatewayHttpResolver):
     """The HTTP API resolver with the body guard in front of every route."""
 
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         refused = body_problem(event)
-        if refused is not None:
-            status, body = refused
-            return {
-                "statusCode": status,
-                "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(body, ensure_ascii=False),
-                "isBase64Encoded": False,
-            }
-        return super().resolve(event, context)
+        if refused is None:
+            return super().resolve(event, context)
+        status, body = refused
+        return {
+            "statusCode": status,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(body, ensure_ascii=False),
+            "isBase64Encoded": False,
+        }
 
 
-def body_problem(event: dict[str, Any]) -> tuple[int, dict[str, str]] | None:
+def body_problem(event: Mapping[str, Any]) -> tuple[int, dict[str, str]] | None:
     """Why a request's body is refused before its route runs (status, error body), or None."""
     http = (event.get("requestContext") or {}).get("http") or {}
     raw = event.get("body")
@@ -73,53 +74,45 @@ def body_problem(event: dict[str, Any]) -> tuple[int, dict[str, str]] | None:
     try:
         text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else str(raw)
     except (ValueError, UnicodeDecodeError):
-        return 400, {"error": "invalid_request", "message": "the body is not UTF-8 text"}
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return 400, _invalid("the body is not UTF-8 text")
     json_route = http.get("path") not in RAW_BODY_ROUTES
-    if json_route and media and media != "application/json" and not media.endswith("+json"):
-        return 415, {
-            "error": "unsupported_media_type",
-            "message": f"this route takes application/json, not {media[:100]}",
-        }
-    if not json_route and not text.lstrip().startswith(("{", "[")):
-        return None
+    if json_route:
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            message = f"this route takes application/json, not {media[:100]}"
+            return 415, {"error": "unsupported_media_type", "message": message}
+    elif not text.lstrip().startswith(("{", "[")):
+        return None  # a push in XML
+    return _json_problem(text)
+
+
+def _json_problem(text: str) -> tuple[int, dict[str, str]] | None:
     if _depth(text) > MAX_DEPTH:
-        return 400, {
-            "error": "invalid_request",
-            "message": f"the JSON is nested deeper than {MAX_DEPTH} levels",
-        }
+        return 400, _invalid(f"the JSON is nested deeper than {MAX_DEPTH} levels")
     try:
         json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a ValueError too: caught first
-        return 400, {"error": "invalid_request", "message": "the body holds text that is not valid Unicode"}
+        return 400, _invalid("the body holds text that is not valid Unicode")
     except ValueError:  # not JSON: the route's validation names the problem
         return None
     return None
 
 
+def _invalid(message: str) -> dict[str, str]:
+    return {"error": "invalid_request", "message": message}
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
 def _depth(text: str) -> int:
-    """How deep JSON brackets nest in ``text``, strings skipped; stops counting past the limit."""
+    """How deep JSON brackets nest in ``text``, brackets inside strings not counted."""
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_DEPTH:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
+    for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
     return deepest
 
 
