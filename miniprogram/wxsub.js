@@ -55,8 +55,11 @@
 
 /**
  * @typedef {object} RequestOptions
- * @property {string} path path under the base URL, e.g. `/subscriptions`
+ * @property {string} [path] path under the base URL, e.g. `/subscriptions`
+ * @property {string} [url] the same as `path` (the name `wx.request` uses); a full URL must start
+ *   with the base URL
  * @property {Method} [method] defaults to GET
+ * @property {number} [timeout] milliseconds, as `wx.request` takes it
  * @property {string | WechatMiniprogram.IAnyObject} [data] request body (sent as JSON) or query
  * @property {Record<string, string>} [header] extra headers
  * @property {boolean} [auth] send the session token (default true)
@@ -93,6 +96,13 @@ const CODES = Object.freeze({
   NETWORK_ERROR: 'network_error',
   HTTP_ERROR: 'http_error',
 })
+
+// what request() takes, and the wx.request options it does not pass on
+const REQUEST_OPTIONS = ['path', 'url', 'method', 'data', 'header', 'auth', 'timeout']
+const WX_REQUEST_ONLY = [
+  'dataType', 'responseType', 'success', 'fail', 'complete', 'enableHttp2', 'enableQuic',
+  'enableCache', 'enableHttpDNS', 'httpDNSServiceId', 'enableChunked', 'forceCellularNetwork',
+]
 
 /**
  * Default texts: error messages a product can show as they are, and the
@@ -363,6 +373,7 @@ class Client {
    * @returns {Promise<any>}
    */
   async request(options) {
+    options = this._requestOptions(options)
     if (options.auth === false) return this._send(options, null)
     const session = await this._validSession()
     try {
@@ -371,6 +382,38 @@ class Client {
       if (!(err instanceof WxsubError) || err.status !== 401) throw err
       return this._send(options, (await this._renew(session.token)).token)
     }
+  }
+
+  /**
+   * The options of {@link request}, checked: `url` is taken as `path`, and an option this
+   * module does not pass to `wx.request` is a TypeError naming it, never silently dropped.
+   * @param {RequestOptions} options
+   * @returns {RequestOptions & { path: string }}
+   */
+  _requestOptions(options) {
+    if (!options || typeof options !== 'object') throw new TypeError('request() takes an options object')
+    for (const name of Object.keys(options)) {
+      if (REQUEST_OPTIONS.includes(name)) continue
+      if (WX_REQUEST_ONLY.includes(name)) {
+        throw new TypeError(`request() option "${name}" is not supported: request() returns a promise of the parsed JSON body`)
+      }
+      throw new TypeError(`request() has no option "${name}"; it takes ${REQUEST_OPTIONS.join(', ')}`)
+    }
+    let url = options.url
+    if (typeof url === 'string' && /^https?:\/\//.test(url)) {
+      if (!url.startsWith(this.baseUrl + '/')) {
+        throw new TypeError(`request() url "${url}" is not under this client's baseUrl ${this.baseUrl}`)
+      }
+      url = url.slice(this.baseUrl.length)
+    }
+    if (url !== undefined && options.path !== undefined && url !== options.path) {
+      throw new TypeError('request() was given both path and url, and they differ')
+    }
+    const path = options.path !== undefined ? options.path : url
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new TypeError('request() needs path (or url): a string starting with "/", e.g. "/subscriptions"')
+    }
+    return Object.assign({}, options, { path })
   }
 
   /**
@@ -416,6 +459,7 @@ class Client {
         fail: (res) => reject(this.error(CODES.NETWORK_ERROR, { errMsg: res.errMsg })),
       }
       if (options.data !== undefined) option.data = options.data
+      if (options.timeout !== undefined) option.timeout = options.timeout
       this.wx.request(option)
     })
   }

@@ -78,7 +78,7 @@ function createFakeWx(options = {}) {
     popup: /** @type {string[][]} */ ([]),
     showModal: /** @type {any[]} */ ([]),
     openSetting: 0,
-    request: /** @type {{method: string, url: string, header: Record<string, string>, data: any}[]} */ ([]),
+    request: /** @type {{method: string, url: string, header: Record<string, string>, data: any, timeout?: number}[]} */ ([]),
   }
 
   const later = (fn, ms = 0) => setTimeout(fn, ms)
@@ -194,7 +194,7 @@ function createFakeWx(options = {}) {
 
     request(option) {
       const header = Object.assign({}, option.header || {})
-      calls.request.push({ method: option.method || 'GET', url: option.url, header, data: option.data })
+      calls.request.push({ method: option.method || 'GET', url: option.url, header, data: option.data, timeout: option.timeout })
       if (!state.network || !options.server) {
         return failed(option, { errMsg: 'request:fail timeout', errno: 5 })
       }

@@ -188,3 +188,26 @@ test('logout forgets the session', async () => {
   assert.equal(fake.wx.getStorageSync('wxsub.session'), '')
   assert.equal(client.session(), null)
 })
+
+test('request: url is taken as path, as wx.request names it', async () => {
+  const { fake, client } = setup()
+  await client.request({ url: '/subscriptions' })
+  await client.request({ url: 'https://api.test/subscriptions', timeout: 5000 })
+  const calls = fake.calls.request.filter((call) => call.url.endsWith('/subscriptions'))
+  assert.deepEqual(calls.map((call) => call.url), ['https://api.test/subscriptions', 'https://api.test/subscriptions'])
+  assert.equal(calls[1].timeout, 5000)
+})
+
+test('request: an option it would drop, or a missing path, is a TypeError naming it', async () => {
+  const { fake, client } = setup()
+  await assert.rejects(client.request({ path: '/subscriptions', success: () => {} }), (err) => {
+    assert.ok(err instanceof TypeError)
+    assert.match(err.message, /"success"/)
+    return true
+  })
+  await assert.rejects(client.request({ path: '/subscriptions', methd: 'POST' }), /no option "methd"/)
+  await assert.rejects(client.request({ method: 'GET' }), /needs path \(or url\)/)
+  await assert.rejects(client.request({ path: '/a', url: '/b' }), /both path and url/)
+  await assert.rejects(client.request({ url: 'https://elsewhere.test/x' }), /not under this client's baseUrl/)
+  assert.equal(fake.calls.request.length, 0, 'nothing was sent')
+})
