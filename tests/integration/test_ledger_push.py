@@ -317,3 +317,26 @@ def test_a_push_retried_re_encrypted_counts_once(reset_stack: LocalStack, api: h
 
     assert (first.status_code, retry.status_code) == (200, 200)
     assert one_time_left(api, token) == 1
+
+
+def test_a_retry_while_the_first_push_is_still_applied_is_refused_so_a_failed_first_is_not_lost(
+    reset_stack: LocalStack, api: httpx.Client
+) -> None:
+    """WeChat retries after 5 s without an answer. The first delivery's grant write is slow and then
+    fails; the retry that came meanwhile must not be told "success", or the accept is lost."""
+    openid, token = login(reset_stack, api)
+    created = int(time.time())
+    reset_stack.aws_fault("UpdateItem", table="GrantsTable", count=3, error="internal", delay=1.5)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(push_popup, reset_stack, api, openid, ONE_TIME, create_time=created)
+        time.sleep(1.0)
+        during = push_popup(reset_stack, api, openid, ONE_TIME, create_time=created)
+        failed = first.result()
+    after = push_popup(reset_stack, api, openid, ONE_TIME, create_time=created)
+    again = push_popup(reset_stack, api, openid, ONE_TIME, create_time=created)
+
+    assert failed.status_code >= 500
+    assert (during.status_code, during.json()["error"]) == (503, "push_in_progress")
+    assert [(r.status_code, r.text) for r in (after, again)] == [(200, "success"), (200, "success")]
+    assert one_time_left(api, token) == 1

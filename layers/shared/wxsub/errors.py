@@ -67,6 +67,12 @@ class SendInProgress(WxsubError):
     status, code = 409, "send_in_progress"
 
 
+class PushInProgress(WxsubError):
+    """WeChat's retry of a push whose first delivery is still being applied: not 2xx, so it retries."""
+
+    status, code = 503, "push_in_progress"
+
+
 class CampaignNotPaused(WxsubError):
     status, code = 409, "campaign_not_paused"
 

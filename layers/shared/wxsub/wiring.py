@@ -233,7 +233,11 @@ def _push_config(token: str, aes: str) -> PushConfig:
 
 @cache
 def push_service() -> PushService:
-    return PushService(push_config, state(), ledger(), deliveries(), registry().is_long_term)
+    # the lease outlives the function: a live first delivery is never taken over by a retry
+    lease = (settings().function_timeout_seconds or 20) + 10
+    return PushService(
+        push_config, state(), ledger(), deliveries(), registry().is_long_term, lease_seconds=lease
+    )
 
 
 @cache

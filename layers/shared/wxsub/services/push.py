@@ -1,8 +1,12 @@
 """WeChat's message pushes: verify, dedupe, and feed the grant ledger and delivery receipts.
 
-WeChat retries a push it got no quick answer to (the same event, possibly re-encrypted with a
+WeChat retries a push it got no answer to within 5 s (the same event, possibly re-encrypted with a
 new nonce), so each verified popup or change event is applied once, keyed by its content. The key
-is released when applying fails, so the retry gets another chance instead of being dropped. Sent
+is first written as a lease (``applying``, a little longer than the function may run): a retry
+that meets it while the first delivery is still being applied is answered 503, so WeChat tries
+again rather than taking "success" for an event that may yet fail. The key becomes ``done`` (kept
+two days) only once the event was applied, and is released when applying fails, so the next retry
+applies it. A lease left by a function that died expires and the next retry takes it over. Sent
 events need no key: settling a delivery is conditional, so a second application changes nothing.
 """
 
@@ -12,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from wxsub import errors
 from wxsub.observability import logger, metrics
 from wxsub.stores.state import StateTable
 from wxsub.wechat import push
@@ -19,6 +24,8 @@ from wxsub.wechat.push import PushConfig, PushItem, PushMessage
 
 POPUP, CHANGE, SENT = "subscribe_msg_popup_event", "subscribe_msg_change_event", "subscribe_msg_sent_event"
 DEDUPE_SECONDS = 2 * 86400
+LEASE_SECONDS = 30
+APPLYING, DONE = "applying", "done"
 
 
 def is_accept(status: str | None) -> bool:
@@ -49,7 +56,9 @@ class PushService:
         receipts: Receipts,
         is_long_term: Callable[[str], bool],
         clock: Callable[[], float] = time.time,
+        lease_seconds: int = LEASE_SECONDS,
     ) -> None:
+        self._lease = lease_seconds
         self._config = config
         self._state = state
         self._ledger = ledger
@@ -70,7 +79,11 @@ class PushService:
             metrics.add_metric(name="PushesApplied", unit="Count", value=1)
             return True
         key = f"push#{message.dedupe_key}"
-        if not self._state.put_new(key, DEDUPE_SECONDS):
+        if not self._state.put_new(key, self._lease, status=APPLYING):
+            found = self._state.get(key)
+            if found is not None and found.get("status") == APPLYING:
+                logger.info("push retried while its first delivery is applied", push_event=message.event)
+                raise errors.PushInProgress("this push is still being applied; WeChat will retry it")
             logger.info("push already applied", push_event=message.event)
             return False
         try:
@@ -78,6 +91,10 @@ class PushService:
         except Exception:
             self._state.delete(key)
             raise
+        try:
+            self._state.put(key, DEDUPE_SECONDS, status=DONE)
+        except Exception as exc:  # applied: a retry within the lease is still refused, later ones rare
+            logger.warning("a push was applied but not marked done", error=type(exc).__name__)
         metrics.add_metric(name="PushesApplied", unit="Count", value=1)
         return True
 
