@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
+from wxsub.errors import ConfigurationError
 from wxsub.observability import logger
 from wxsub.services.announce import Announcer
 from wxsub.services.campaigns import CampaignResends, CampaignService
@@ -233,6 +234,14 @@ def _push_config(token: str, aes: str) -> PushConfig:
 
 @cache
 def push_service() -> PushService:
+    s = settings()
+    aes = secrets().get_optional(s.push_aes_key_param) if s.push_aes_key_param else ""
+    if s.push_require_encryption and not aes.strip(", "):
+        raise ConfigurationError(
+            "PUSH_REQUIRE_ENCRYPTION is true but the EncodingAESKey at "
+            f"{s.push_aes_key_param or 'PUSH_AES_KEY_PARAM (not set)'} is missing or empty: "
+            "put the key from the mini program console there, or set PushRequireEncryption to false"
+        )
     # the lease outlives the function: a live first delivery is never taken over by a retry
     lease = (settings().function_timeout_seconds or 20) + 10
     return PushService(
