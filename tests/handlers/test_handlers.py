@@ -204,3 +204,12 @@ def test_a_function_missing_a_setting_fails_at_cold_start_naming_it(aws_and_wech
 
     assert started.returncode != 0
     assert "missing configuration: set STATE_TABLE" in started.stderr
+
+
+def test_the_function_that_answers_with_session_tokens_keeps_them_out_of_traces() -> None:
+    """With ``Tracing: Active`` Powertools' tracer stores each handler's answer as trace metadata
+    unless told not to; /login's answer is a session token (issue 14)."""
+    resources = load_yaml(ROOT / "template.yaml")["Resources"]
+    login = resources["LoginFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert login["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
