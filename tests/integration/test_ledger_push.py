@@ -13,6 +13,7 @@ from wx_flows import (
     LONG_TERM_DATA_BASE,
     ONE_TIME,
     accept,
+    aws_client,
     encrypted_push,
     fault,
     grants,
@@ -340,3 +341,44 @@ def test_a_retry_while_the_first_push_is_still_applied_is_refused_so_a_failed_fi
     assert (during.status_code, during.json()["error"]) == (503, "push_in_progress")
     assert [(r.status_code, r.text) for r in (after, again)] == [(200, "success"), (200, "success")]
     assert one_time_left(api, token) == 1
+
+
+def _grant_item(stack: LocalStack, openid: str, template_id: str) -> dict[str, object]:
+    table = next(t.name for t in stack.description.tables if t.logical_id == "GrantsTable")
+    item = aws_client(stack, "dynamodb").get_item(
+        TableName=table, Key={"openid": {"S": openid}, "template_id": {"S": template_id}}, ConsistentRead=True
+    )
+    return dict(item["Item"])
+
+
+def test_a_reported_template_no_registry_knows_is_kept_for_seven_days_unless_wechat_confirms_it(
+    reset_stack: LocalStack, api: httpx.Client
+) -> None:
+    """'nosuch' used to get a grant for good; a template WeChat really has is learnt by a sync."""
+    openid, token = login(reset_stack, api)
+    before = int(time.time())
+
+    assert report(api, token, {"nosuch": "accept", ONE_TIME: "accept"}).status_code == 200
+    unknown, known = _grant_item(reset_stack, openid, "nosuch"), _grant_item(reset_stack, openid, ONE_TIME)
+    push_popup(reset_stack, api, openid, "nosuch")  # WeChat itself pushes about it: it exists
+    confirmed = _grant_item(reset_stack, openid, "nosuch")
+
+    week = 7 * 86400
+    assert before + week <= int(unknown["expires_at"]["N"]) <= int(time.time()) + week  # type: ignore[index]
+    assert "expires_at" not in known
+    assert "expires_at" not in confirmed
+
+
+def test_a_user_holds_grants_for_at_most_50_templates(reset_stack: LocalStack, api: httpx.Client) -> None:
+    _, token = login(reset_stack, api)
+    for start in range(0, 50, 5):  # five a report, as the popup allows at most three to five
+        batch = {f"tmpl-{i:02d}": "reject" for i in range(start, start + 5)}
+        assert report(api, token, batch).status_code == 200, start
+
+    refused = report(api, token, {"tmpl-50": "accept"})
+    again = report(api, token, {"tmpl-07": "accept"})
+
+    assert (refused.status_code, refused.json()["error"]) == (422, "too_many_templates")
+    assert "50" in refused.json()["message"]
+    assert again.status_code == 200
+    assert len(grants(api, token)) == 50

@@ -29,8 +29,12 @@ class Ledger:
     def __init__(self) -> None:
         self._grants: dict[tuple[str, str], Grant] = {}
         self.sources: list[str] = []
+        self.expiries: dict[str, int | None] = {}
 
-    def record_accept(self, openid: str, template_id: str, *, source: Any, at: int, long_term: bool) -> Grant:
+    def record_accept(
+        self, openid: str, template_id: str, *, source: Any, at: int, long_term: bool, expires_at: int | None
+    ) -> Grant:
+        self.expiries[template_id] = expires_at
         grant = self._grant(openid, template_id)
         self.sources.append(source)
         return self._set(
@@ -41,7 +45,10 @@ class Ledger:
             updated_at=at,
         )
 
-    def record_reject(self, openid: str, template_id: str, *, source: Any, at: int) -> Grant:
+    def record_reject(
+        self, openid: str, template_id: str, *, source: Any, at: int, expires_at: int | None
+    ) -> Grant:
+        self.expiries[template_id] = expires_at
         self.sources.append(source)
         return self._set(
             self._grant(openid, template_id), long_term=False, last_status="reject", updated_at=at

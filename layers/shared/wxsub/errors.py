@@ -67,6 +67,10 @@ class SendInProgress(WxsubError):
     status, code = 409, "send_in_progress"
 
 
+class TooManyTemplates(WxsubError):
+    status, code = 422, "too_many_templates"
+
+
 class PushInProgress(WxsubError):
     """WeChat's retry of a push whose first delivery is still being applied: not 2xx, so it retries."""
 

@@ -266,7 +266,9 @@ def settle_unknown() -> SettleUnknown:
 
 @cache
 def subscription_service() -> SubscriptionService:
-    return SubscriptionService(ledger(), state(), registry().known_long_term)
+    return SubscriptionService(
+        ledger(), state(), registry().known_long_term, recognises=registry().recognises
+    )
 
 
 @cache

@@ -124,6 +124,24 @@ class TemplateRegistry:
         template = self.lookup(template_id)
         return template is not None and template.long_term
 
+    def recognises(self, template_id: str) -> bool:
+        """Whether ``template_id`` is one of the mini program's templates, for ids a client names.
+
+        On a miss the registry syncs, but at most once a minute for all such ids together (a
+        template just added in the console is learnt; a client naming made-up ids costs nothing).
+        """
+        cached = self._cache.get(template_id)
+        if cached is not None or self._store.get(template_id) is not None:
+            return True
+        if not self._state.put_new("sync#reported", MISS_SYNC_INTERVAL_SECONDS):
+            return False
+        try:
+            self._sync.sync()
+        except errors.WxsubError as exc:
+            logger.warning("sync for a reported template failed", error=exc.code)
+            return False
+        return self._store.get(template_id) is not None
+
     def known_long_term(self, template_id: str) -> bool:
         """:meth:`is_long_term` without the sync on a miss, for ids a client (not WeChat) names."""
         cached = self._cache.get(template_id)

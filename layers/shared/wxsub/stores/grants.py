@@ -24,7 +24,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
@@ -76,6 +76,8 @@ class _Change:
     assign: dict[str, Any] | None = None
     status: str | None = None
     at: int | None = None
+    expires_at: int | None = None  # the item expires then (a template no registry knows)
+    keep: bool = False  # the item no longer expires
 
 
 class GrantLedger:
@@ -84,22 +86,34 @@ class GrantLedger:
         self._window = pair_window_seconds
 
     def record_accept(
-        self, openid: str, template_id: str, *, source: Source, at: int, long_term: bool
+        self,
+        openid: str,
+        template_id: str,
+        *,
+        source: Source,
+        at: int,
+        long_term: bool,
+        expires_at: int | None = None,
     ) -> Grant:
         """Counts one accept unless it pairs with the other source's accept; see the module docstring.
 
         A long-term accept turns ``long_term`` on and takes no part in pairing: it is idempotent.
+        ``expires_at`` makes the grant expire then (a template the registry does not know); without
+        it, a grant that was expiring is kept.
         """
         if long_term:
             turn_on = _Change(assign={"long_term": True}, status="accept", at=at)
-            return self._apply(openid, template_id, lambda item: turn_on)
-        return self._apply(openid, template_id, lambda item: self._pair(item, _UNPAIRED[source], at))
-
-    def record_reject(self, openid: str, template_id: str, *, source: Source, at: int) -> Grant:
-        """A popup reject: one-time grants already earned stay; a long-term subscription ends."""
+            return self._apply(openid, template_id, lambda item: _expiring(turn_on, expires_at))
         return self._apply(
-            openid, template_id, lambda item: _Change(assign={"long_term": False}, status="reject", at=at)
+            openid, template_id, lambda item: _expiring(self._pair(item, _UNPAIRED[source], at), expires_at)
         )
+
+    def record_reject(
+        self, openid: str, template_id: str, *, source: Source, at: int, expires_at: int | None = None
+    ) -> Grant:
+        """A popup reject: one-time grants already earned stay; a long-term subscription ends."""
+        reject = _Change(assign={"long_term": False}, status="reject", at=at)
+        return self._apply(openid, template_id, lambda item: _expiring(reject, expires_at))
 
     def revoke(self, openid: str, template_id: str, *, at: int) -> Grant:
         """The user turned the template off (change event): nothing may be sent until they accept again.
@@ -268,10 +282,15 @@ class GrantLedger:
         if change.status and change.at is not None and change.at >= int(item.get("updated_at", 0)):
             assignments += ["last_status = :status", "updated_at = :at"]
             values.update({":status": change.status, ":at": change.at})
+        if change.expires_at is not None:
+            assignments.append("expires_at = :expires")
+            values[":expires"] = change.expires_at
         expression = "SET " + ", ".join(assignments)
         if change.add:
             expression += " ADD one_time :add"
             values[":add"] = change.add
+        if change.keep:
+            expression += " REMOVE expires_at"
         if version:
             condition, values[":version"] = "version = :version", version
         else:
@@ -312,3 +331,7 @@ def _grant(item: dict[str, Any]) -> Grant:
         last_status=item.get("last_status"),
         updated_at=None if updated_at is None else int(updated_at),
     )
+
+
+def _expiring(change: _Change, expires_at: int | None) -> _Change:
+    return replace(change, expires_at=expires_at, keep=expires_at is None)
