@@ -313,6 +313,7 @@ class StreamPoller:
     """
 
     POLL_SECONDS = 0.25  # Lambda reads a shard about four times a second
+    MAX_BACKOFF_SECONDS = 5.0
 
     def __init__(self, source: StreamSource, streams: Any, invoke: InvokeFunction, log: LogSink) -> None:
         self.source = source
@@ -328,6 +329,7 @@ class StreamPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        self._renew.set()  # wakes a backing-off retry
         self._thread.join(timeout=5)
 
     def renew(self) -> None:
@@ -388,7 +390,7 @@ class StreamPoller:
                 self._log(f"[stream] {self.source.function}: batch of {len(batch)} passed over ({detail})")
                 return
             self._log(f"[stream] {self.source.function}: batch of {len(batch)} failed, again ({detail})")
-            self._stop.wait(min(30.0, 0.5 * 2**attempt))
+            self._renew.wait(min(self.MAX_BACKOFF_SECONDS, 0.5 * 2**attempt))  # stop() sets it too
 
     def _wanted(self, record: dict[str, Any]) -> bool:
         if not self.source.filters:

@@ -138,14 +138,22 @@ def campaign(backend: Callable[..., httpx.Client], campaign_id: str) -> dict[str
 
 
 def wait_for_state(
-    backend: Callable[..., httpx.Client], campaign_id: str, states: set[str], timeout: float = 90
+    backend: Callable[..., httpx.Client],
+    campaign_id: str,
+    states: set[str],
+    timeout: float = 90,
+    stack: LocalStack | None = None,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         current = campaign(backend, campaign_id)
         if current["state"] in states:
             return current
-        assert time.monotonic() < deadline, f"campaign stuck in {current}"
+        if time.monotonic() >= deadline:
+            lines = [
+                line for line in (stack.logs() if stack else []) if "[stream]" in line or "[poller]" in line
+            ]
+            raise AssertionError(f"campaign stuck in {current}; the event sources said: {lines[-15:]}")
         time.sleep(0.3)
 
 
@@ -172,7 +180,7 @@ def test_200_granted_users_get_exactly_one_card_each_and_the_counts_match(stack:
     users = granted_users(stack, 200)
 
     started = start(backend)
-    done = wait_for_state(backend, started["campaign_id"], {"done"})
+    done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
 
     assert started["state"] == "expanding"
     per_user = delivered_per_user(stack)
@@ -189,7 +197,7 @@ def test_users_without_a_grant_are_skipped_and_never_sent_to(stack: LocalStack, 
     strangers = ungranted_users(stack, 3)
 
     started = start(backend, audience={"openids": granted + strangers + granted[:2]})
-    done = wait_for_state(backend, started["campaign_id"], {"done"})
+    done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
 
     assert (done["counts"]["queued"], done["counts"]["sent"], done["counts"]["skipped"]) == (8, 5, 3)
     assert set(delivered_per_user(stack)) == set(granted)
@@ -201,7 +209,7 @@ def test_a_recipients_data_is_merged_over_the_shared_data(stack: LocalStack, bac
     recipients = [{"openid": first, "data": {"thing1": "给第一位的礼物"}}, {"openid": second}]
 
     started = start(backend, audience={"recipients": recipients})
-    wait_for_state(backend, started["campaign_id"], {"done"})
+    wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
 
     with sandbox(stack) as sb:
         inbox = {m["touser"]: m["data"] for m in sb.get("/sandbox/inbox").json()["messages"]}
@@ -217,7 +225,7 @@ def test_the_same_idempotency_key_twice_makes_one_campaign(stack: LocalStack, ba
     again = start(backend, key="promo-2026-12-01")
 
     assert again["campaign_id"] == first["campaign_id"]
-    wait_for_state(backend, first["campaign_id"], {"done"})
+    wait_for_state(backend, first["campaign_id"], {"done"}, stack=stack)
     assert len(send_calls(stack)) == 3
     other = backend("promo-2026-12-01").post(
         "/campaigns",
@@ -385,9 +393,11 @@ def test_a_worker_whose_batch_fails_after_sending_is_redelivered_and_still_sends
         sb.post("/sandbox/config", json={"latency": 1.0, "push_url": None})
     try:
         started = start(backend, audience={"openids": users + strangers})
-        wait_for_state(backend, started["campaign_id"], {"running"})  # the expander's writes are over
+        wait_for_state(
+            backend, started["campaign_id"], {"running"}, stack=stack
+        )  # the expander's writes are over
         stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
-        done = wait_for_state(backend, started["campaign_id"], {"done"})
+        done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
     finally:
         with sandbox(stack) as sb:
             sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
@@ -413,9 +423,9 @@ def test_counting_that_fails_after_the_sends_is_retried_and_counts_each_send_onc
         sb.post("/sandbox/config", json={"latency": 0.5, "push_url": None})
     try:
         started = start(backend)
-        wait_for_state(backend, started["campaign_id"], {"running"})
+        wait_for_state(backend, started["campaign_id"], {"running"}, stack=stack)
         stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
-        done = wait_for_state(backend, started["campaign_id"], {"done"})
+        done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
     finally:
         with sandbox(stack) as sb:
             sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
@@ -477,7 +487,7 @@ def test_status_and_state_changes_reach_the_bus_in_the_documented_shapes(stack: 
     users = granted_users(stack, 3)
 
     started = start(backend)
-    wait_for_state(backend, started["campaign_id"], {"done"})
+    wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
     settle_pushes(stack)
     wait_for(
         lambda: len(
