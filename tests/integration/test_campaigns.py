@@ -382,6 +382,23 @@ def _accounted(current: dict[str, Any]) -> bool:
 # -- failures ------------------------------------------------------------------------------------------
 
 
+def _run_with_campaign_update_faults(
+    stack: LocalStack, backend: Callable[..., httpx.Client], latency: float, **body: Any
+) -> dict[str, Any]:
+    """A campaign whose next three CampaignsTable updates fail once it runs (its expansion's writes
+    are over), WeChat answering after ``latency`` and pushing no sent events; the campaign at done."""
+    with sandbox(stack) as sb:
+        sb.post("/sandbox/config", json={"latency": latency, "push_url": None})
+    try:
+        started = start(backend, **body)
+        wait_for_state(backend, started["campaign_id"], {"running"}, stack=stack)
+        stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
+        return wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
+    finally:
+        with sandbox(stack) as sb:
+            sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
+
+
 def test_a_worker_whose_batch_fails_after_sending_is_redelivered_and_still_sends_once(
     stack: LocalStack, backend
 ) -> None:
@@ -389,18 +406,7 @@ def test_a_worker_whose_batch_fails_after_sending_is_redelivered_and_still_sends
     fails, so the whole batch goes back to the queue and comes again: the sent ones replay."""
     users = granted_users(stack, 60)
     strangers = [f"o-no-grant-{i}" for i in range(10)]
-    with sandbox(stack) as sb:  # slow sends, no sent events: the fault is armed while they run
-        sb.post("/sandbox/config", json={"latency": 1.0, "push_url": None})
-    try:
-        started = start(backend, audience={"openids": users + strangers})
-        wait_for_state(
-            backend, started["campaign_id"], {"running"}, stack=stack
-        )  # the expander's writes are over
-        stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
-        done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
-    finally:
-        with sandbox(stack) as sb:
-            sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
+    done = _run_with_campaign_update_faults(stack, backend, 1.0, audience={"openids": users + strangers})
 
     assert [f for f in stack.aws_faults() if f["left"]] == [], "the fault struck"
     came_back = [
@@ -419,22 +425,13 @@ def test_counting_that_fails_after_the_sends_is_retried_and_counts_each_send_onc
     """CountDeliveries fails after adding a batch (the campaign's next update is refused) and gets
     the same batch again: the transaction's client token keeps it from being added twice."""
     users = granted_users(stack, 40)
-    with sandbox(stack) as sb:
-        sb.post("/sandbox/config", json={"latency": 0.5, "push_url": None})
-    try:
-        started = start(backend)
-        wait_for_state(backend, started["campaign_id"], {"running"}, stack=stack)
-        stack.aws_fault("UpdateItem", table="CampaignsTable", count=3, error="internal")
-        done = wait_for_state(backend, started["campaign_id"], {"done"}, stack=stack)
-    finally:
-        with sandbox(stack) as sb:
-            sb.post("/sandbox/config", json={"push_url": f"{stack.api_url}/wechat/push"})
+    done = _run_with_campaign_update_faults(stack, backend, 0.5)
 
     assert [f for f in stack.aws_faults() if f["left"]] == [], "the fault struck"
     assert any("CountDeliveriesFunction: batch of" in line and "again" in line for line in stack.logs())
     assert len(delivered_per_user(stack)) == len(users)
     time.sleep(2)  # any second adding of the batch would have landed by now
-    assert campaign(backend, started["campaign_id"])["counts"]["sent"] == done["counts"]["sent"] == 40
+    assert campaign(backend, done["campaign_id"])["counts"]["sent"] == done["counts"]["sent"] == 40
 
 
 def test_a_campaign_through_busy_wechat_lost_answers_and_a_token_invalidation_sends_each_user_one_card(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from wx_flows import (
     login,
     message,
     one_time_left,
+    popup_event,
     post_push,
     push_popup,
     report,
@@ -263,15 +265,8 @@ def test_session_routes_refuse_a_missing_or_bad_token(stack: LocalStack, api: ht
     assert (bad.status_code, bad.json()["error"]) == (401, "invalid_session")
 
 
-def _popup(openid: str, template_id: str) -> dict:
-    return {
-        "ToUserName": "gh_000sandbox0",
-        "FromUserName": openid,
-        "CreateTime": int(time.time()),
-        "MsgType": "event",
-        "Event": "subscribe_msg_popup_event",
-        "List": [{"TemplateId": template_id, "SubscribeStatusString": "accept", "PopupScene": "0"}],
-    }
+def _popup(openid: str, template_id: str) -> dict[str, Any]:
+    return popup_event(openid, template_id)
 
 
 def test_subscription_reports_are_rate_limited_per_user(reset_stack: LocalStack, api: httpx.Client) -> None:

@@ -7,13 +7,12 @@ turns encryption on. Issue 14.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from wx_flows import ONE_TIME, aws_client, encrypted_push, login, one_time_left, push_popup
+from wx_flows import ONE_TIME, aws_client, encrypted_push, login, one_time_left, popup_event, push_popup
 
 from local.stack import LocalStack
 
@@ -25,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def prod(local_env: dict[str, str]) -> Iterator[LocalStack]:
     with LocalStack(ROOT / "template.yaml", env=local_env, parameters={"Stage": "prod"}) as running:
         yield running
-
-
-def _popup(openid: str, template_id: str) -> dict[str, object]:
-    return {
-        "ToUserName": "gh_000sandbox0",
-        "FromUserName": openid,
-        "CreateTime": int(time.time()),
-        "MsgType": "event",
-        "Event": "subscribe_msg_popup_event",
-        "List": {"TemplateId": template_id, "SubscribeStatusString": "accept", "PopupScene": "0"},
-    }
 
 
 def test_on_prod_a_push_function_without_its_aes_key_fails_to_start_naming_it_then_only_safe_mode_counts(
@@ -53,7 +41,7 @@ def test_on_prod_a_push_function_without_its_aes_key_fails_to_start_naming_it_th
         ssm.put_parameter(Name=key_name, Value=key, Type="SecureString", Overwrite=True)
         plaintext = push_popup(prod, api, openid, ONE_TIME)
         left_after_plaintext = one_time_left(api, token)
-        safe = encrypted_push(prod, api, _popup(openid, ONE_TIME))
+        safe = encrypted_push(prod, api, popup_event(openid, ONE_TIME))
 
         assert refused_start.status_code >= 500
         assert logged, "the cold-start failure names the missing parameter"

@@ -103,6 +103,18 @@ def message(openid: str, template_id: str = ONE_TIME, **overrides: Any) -> dict[
     return {"openid": openid, "template_id": template_id, "data": dict(VALID_DATA), **overrides}
 
 
+def popup_event(openid: str, template_id: str, status: str = "accept") -> dict[str, Any]:
+    """A popup event as WeChat pushes it, before signing or encryption."""
+    return {
+        "ToUserName": "gh_000sandbox0",
+        "FromUserName": openid,
+        "CreateTime": int(time.time()),
+        "MsgType": "event",
+        "Event": "subscribe_msg_popup_event",
+        "List": [{"TemplateId": template_id, "SubscribeStatusString": status, "PopupScene": "0"}],
+    }
+
+
 def push_popup(
     stack: LocalStack,
     api: httpx.Client,

@@ -106,11 +106,12 @@ class TemplateRegistry:
                 self._cache[template_id] = (self._clock(), found)
             return found
 
-    def _find(self, template_id: str) -> Template | None:
+    def _find(self, template_id: str, marker: str | None = None) -> Template | None:
+        """From the store, else after a sync, at most once a minute per ``marker`` (the id's own)."""
         found = self._store.get(template_id)
         if found is not None:
             return found
-        if not self._state.put_new(f"sync#{template_id}", MISS_SYNC_INTERVAL_SECONDS):
+        if not self._state.put_new(marker or f"sync#{template_id}", MISS_SYNC_INTERVAL_SECONDS):
             return None
         try:
             self._sync.sync()
@@ -130,17 +131,7 @@ class TemplateRegistry:
         On a miss the registry syncs, but at most once a minute for all such ids together (a
         template just added in the console is learnt; a client naming made-up ids costs nothing).
         """
-        cached = self._cache.get(template_id)
-        if cached is not None or self._store.get(template_id) is not None:
-            return True
-        if not self._state.put_new("sync#reported", MISS_SYNC_INTERVAL_SECONDS):
-            return False
-        try:
-            self._sync.sync()
-        except errors.WxsubError as exc:
-            logger.warning("sync for a reported template failed", error=exc.code)
-            return False
-        return self._store.get(template_id) is not None
+        return template_id in self._cache or self._find(template_id, "sync#reported") is not None
 
     def known_long_term(self, template_id: str) -> bool:
         """:meth:`is_long_term` without the sync on a miss, for ids a client (not WeChat) names."""
