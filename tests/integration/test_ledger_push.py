@@ -32,6 +32,7 @@ from wx_flows import (
 )
 
 from local.stack import LocalStack
+from sandbox import crypto
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -377,3 +378,28 @@ def test_a_user_holds_grants_for_at_most_50_templates(reset_stack: LocalStack, a
     assert "50" in refused.json()["message"]
     assert again.status_code == 200
     assert len(grants(api, token)) == 50
+
+
+def test_an_observed_plaintext_signature_cannot_carry_another_event(
+    reset_stack: LocalStack, api: httpx.Client
+) -> None:
+    """A plaintext push is signed over Token, timestamp and nonce only: whoever saw one push URL
+    could send any body under it for five minutes. The pair now serves one push only."""
+    openid, token = login(reset_stack, api)
+    other_openid, other_token = login(reset_stack, api)
+    push_token = reset_stack.secure_strings[reset_stack.description.parameters["PushTokenParam"]]
+    stamp, nonce = str(int(time.time())), "424242"
+    query = {"signature": crypto.signature(push_token, stamp, nonce), "timestamp": stamp, "nonce": nonce}
+    headers = {"content-type": "application/json"}
+    seen = json.dumps(popup_event(openid, ONE_TIME))
+
+    first = api.post("/wechat/push", params=query, content=seen, headers=headers)
+    retried = api.post("/wechat/push", params=query, content=seen, headers=headers)  # WeChat's retry
+    forged = api.post(
+        "/wechat/push", params=query, content=json.dumps(popup_event(other_openid, ONE_TIME)), headers=headers
+    )
+
+    assert [(r.status_code, r.text) for r in (first, retried)] == [(200, "success"), (200, "success")]
+    assert (forged.status_code, forged.json()["error"]) == (401, "bad_signature")
+    assert one_time_left(api, token) == 1
+    assert one_time_left(api, other_token) == 0

@@ -8,6 +8,13 @@ again rather than taking "success" for an event that may yet fail. The key becom
 two days) only once the event was applied, and is released when applying fails, so the next retry
 applies it. A lease left by a function that died expires and the next retry takes it over. Sent
 events need no key: settling a delivery is conditional, so a second application changes nothing.
+
+A plaintext push is signed over Token, timestamp and nonce only, not its body: one observed query
+string would carry any body for the skew window. So the (timestamp, nonce) of each popup or change
+event applied in plaintext is kept for twice that window, and the same pair on another event is
+refused as a replay (401). Sent events are not kept (a forged one can only settle a send whose msgid
+it names, and keeping them would cost a write per delivered message); safe mode, required on prod,
+signs the body itself.
 """
 
 from __future__ import annotations
@@ -79,6 +86,11 @@ class PushService:
             metrics.add_metric(name="PushesApplied", unit="Count", value=1)
             return True
         key = f"push#{message.dedupe_key}"
+        signed_by = self._plaintext_signature(query)
+        if signed_by is not None:
+            used = self._state.get(signed_by)
+            if used is not None and used.get("push") != message.dedupe_key:
+                raise errors.BadSignature("this push's signature was already used for another push")
         if not self._state.put_new(key, self._lease, status=APPLYING):
             found = self._state.get(key)
             if found is not None and found.get("status") == APPLYING:
@@ -93,10 +105,18 @@ class PushService:
             raise
         try:
             self._state.put(key, DEDUPE_SECONDS, status=DONE)
+            if signed_by is not None:
+                self._state.put(signed_by, 2 * self._config().max_skew_seconds, push=message.dedupe_key)
         except Exception as exc:  # applied: a retry within the lease is still refused, later ones rare
             logger.warning("a push was applied but not marked done", error=type(exc).__name__)
         metrics.add_metric(name="PushesApplied", unit="Count", value=1)
         return True
+
+    @staticmethod
+    def _plaintext_signature(query: Mapping[str, str]) -> str | None:
+        if "msg_signature" in query or query.get("encrypt_type") == "aes":
+            return None
+        return f"nonce#{query.get('timestamp', '')}#{query.get('nonce', '')}"
 
     def _apply(self, message: PushMessage) -> None:
         handlers = {POPUP: self._popup, CHANGE: self._change, SENT: self._sent}
