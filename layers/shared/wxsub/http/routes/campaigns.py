@@ -134,7 +134,10 @@ _ANSWER: dict[str, Any] = {"application/json": {"model": CampaignAnswer}}
     summary="Send one template to an audience through the send queue",
     tags=["campaigns"],
     security=IAM,
-    responses={202: {"description": "Accepted", "content": _ANSWER}, **error_responses(400, 403, 422, 503)},
+    responses={
+        202: {"description": "Accepted", "content": _ANSWER},
+        **error_responses(400, 403, 415, 422, 503),
+    },
 )
 def create_campaign(
     body: CampaignBody,

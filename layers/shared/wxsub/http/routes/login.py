@@ -25,7 +25,7 @@ class LoginAnswer(BaseModel):
     tags=["session"],
     responses={
         200: {"description": "Logged in", "content": {"application/json": {"model": LoginAnswer}}},
-        **error_responses(400, 403, 422, 429, 503),
+        **error_responses(400, 403, 415, 422, 429, 503),
     },
 )
 def login(body: LoginBody) -> LoginAnswer:

@@ -70,7 +70,7 @@ class SentAnswer(BaseModel):
     security=IAM,
     responses={
         200: {"description": "Sent", "content": {"application/json": {"model": SentAnswer}}},
-        **error_responses(400, 403, 409, 422, 429, 503, 504),
+        **error_responses(400, 403, 409, 415, 422, 429, 503, 504),
     },
 )
 def send_message(

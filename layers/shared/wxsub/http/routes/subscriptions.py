@@ -50,7 +50,7 @@ _RESPONSES: dict[int, Any] = {
     description="Send the success object as it is: {errMsg, <tmplId>: accept|reject|ban|filter|accept…}.",
     tags=["session"],
     security=SESSION,
-    responses=_RESPONSES,
+    responses={**_RESPONSES, **error_responses(415)},
 )
 def report(
     result: Annotated[dict[TemplateKey, Status], Body(embed=False, max_length=MAX_KEYS)],
