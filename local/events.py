@@ -322,6 +322,7 @@ class StreamPoller:
         self._log = log
         self._stop = threading.Event()
         self._renew = threading.Event()
+        self._arn = source.stream_arn
         self._thread = threading.Thread(target=self._loop, name=f"stream-{source.function}", daemon=True)
 
     def start(self) -> None:
@@ -371,7 +372,12 @@ class StreamPoller:
 
     def _iterator(self) -> str:
         arn = self.source.stream_arn
-        shard = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        stream = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        # the stream's own ARN names its label, new with every table: records of a table made anew
+        # (LocalStack.reset) never share an eventSourceARN and sequence numbers with the old one's
+        label = stream.get("StreamLabel")
+        self._arn = f"{arn.rsplit('/stream/', 1)[0]}/stream/{label}" if label else arn
+        shard = stream["Shards"][0]["ShardId"]
         position = self.source.starting_position
         answer = self._streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=position)
         return str(answer["ShardIterator"])
@@ -403,7 +409,7 @@ class StreamPoller:
         created = change.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             change["ApproximateCreationDateTime"] = created.timestamp()
-        return {**record, "dynamodb": change, "eventSourceARN": self.source.stream_arn}
+        return {**record, "dynamodb": change, "eventSourceARN": self._arn}
 
 
 def matches(pattern: Any, value: Any) -> bool:

@@ -320,7 +320,9 @@ class SendService:
                 step()
             except Exception as exc:  # any AWS failure: retry, then report
                 logger.warning("recording a send failed", error=type(exc).__name__, attempt=attempt)
-                if attempt == PERSIST_ATTEMPTS or not self.deadline.allows(self.record_seconds):
+                # a retry may itself take botocore's whole backed-off attempts: start one only with
+                # room for two, so the function never runs into its timeout while recording
+                if attempt == PERSIST_ATTEMPTS or not self.deadline.allows(2 * self.record_seconds):
                     return False
                 self._back_off(attempt)
                 continue
