@@ -339,3 +339,9 @@ class Sandbox:
         self.state.pusher.wait_idle(timeout)
         with self.state.lock:
             return [record.to_json() for record in self.state.pushes]
+
+    def drain_pushes(self, timeout: float) -> list[dict[str, Any]]:
+        """Like :meth:`wait_for_pushes`, but raise ``TimeoutError`` if pushes are still queued."""
+        if not self.state.pusher.wait_idle(timeout):
+            raise TimeoutError(f"the sandbox still had pushes queued after {timeout:.0f} s")
+        return self.wait_for_pushes(timeout=0)

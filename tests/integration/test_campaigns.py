@@ -104,17 +104,6 @@ def granted_users(stack: LocalStack, n: int, *, grants: int = 1) -> list[str]:
     return openids
 
 
-def every_push_delivered(stack: LocalStack, timeout: float = 180) -> None:
-    """Waits until the sandbox has pushed every event (hundreds of sent events take a while)."""
-    assert stack.sandbox is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        pushes = stack.sandbox.wait_for_pushes(timeout=10)
-        if all(p["state"] != "pending" for p in pushes):
-            return
-        assert time.monotonic() < deadline, "the sandbox's pushes did not drain"
-
-
 def ungranted_users(stack: LocalStack, n: int) -> list[str]:
     with sandbox(stack) as sb:
         return [sb.post("/sandbox/users", json={}).json()["openid"] for _ in range(n)]
@@ -451,7 +440,7 @@ def test_a_campaign_through_busy_wechat_lost_answers_and_a_token_invalidation_se
     # a send whose answer was lost while its token was refused never reached anyone and no sent
     # event comes for it: once every sent event is in and the window has passed, the sweep fails
     # it and the campaign resends it
-    every_push_delivered(stack)
+    settle_pushes(stack)
     time.sleep(max(0.0, started_at + SETTLE_WINDOW + 2 - time.time()))
     stack.run_schedule("SettleDeliveriesFunction")
     done = wait_for_state(backend, started["campaign_id"], {"done"}, timeout=60)
@@ -465,7 +454,7 @@ def test_a_campaign_through_busy_wechat_lost_answers_and_a_token_invalidation_se
     # docs/architecture.md "Known gaps"); the cards above are what must be exact
     assert counts["sent"] + counts["unknown"] >= 500
     assert (counts["failed"], counts["skipped"]) == (0, 0)
-    every_push_delivered(stack)
+    settle_pushes(stack)
     wait_for(lambda: campaign(backend, started["campaign_id"])["counts"]["delivered"] == 500, timeout=60)
 
 

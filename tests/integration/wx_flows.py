@@ -63,9 +63,14 @@ def accept(
     return dict(answer.json())
 
 
-def settle_pushes(stack: LocalStack) -> list[dict[str, Any]]:
+def settle_pushes(stack: LocalStack, timeout: float = 180) -> list[dict[str, Any]]:
+    """Every push record, once the sandbox has delivered (or given up on) all it queued.
+
+    The sandbox pushes one at a time, as WeChat does per account; hundreds of accepts take tens
+    of seconds on a loaded machine, so the wait is long but returns as soon as the queue is empty.
+    """
     assert stack.sandbox is not None
-    return stack.sandbox.wait_for_pushes(timeout=20)
+    return stack.sandbox.drain_pushes(timeout)
 
 
 def inbox(stack: LocalStack, openid: str) -> list[dict[str, Any]]:
