@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from wx_flows import login, message, post_push
+from wx_flows import encrypted_push, grants, login, message, post_push
 
 from local.stack import LocalStack
 
@@ -55,7 +55,7 @@ def test_a_signed_send_as_text_plain_is_415(signed, quiet: None) -> None:  # typ
 
 
 def test_json_with_a_charset_or_a_json_suffix_is_still_json(stack: LocalStack, api: httpx.Client) -> None:
-    token, _ = login(stack, api)
+    _, token = login(stack, api)
     for media in ("application/json; charset=utf-8", "application/vnd.wxsub+json"):
         answer = api.post(
             "/subscriptions",
@@ -97,3 +97,40 @@ def test_a_signed_push_with_a_lone_surrogate_is_400(
 def test_a_login_with_a_lone_surrogate_is_400(api: httpx.Client, quiet: None) -> None:
     answer = api.post("/login", content=LONE_SURROGATE, headers={"content-type": "application/json"})
     _error(answer, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("field", ["FromUserName", "ToUserName", "TemplateId"])
+def test_an_encrypted_push_whose_decrypted_text_holds_a_lone_surrogate_is_400_and_grants_nothing(
+    stack: LocalStack, api: httpx.Client, quiet: None, field: str
+) -> None:
+    # The body guard sees only the ciphertext; the decrypted event must meet the same rule, or the
+    # surrogate reaches the ledger write (a 503 WeChat retries forever) or is accepted as a grant.
+    openid, token = login(stack, api)
+    event = {
+        "ToUserName": "gh_000sandbox0",
+        "FromUserName": openid,
+        "CreateTime": 1796000000,
+        "MsgType": "event",
+        "Event": "subscribe_msg_popup_event",
+        "List": {
+            "TemplateId": "SbxOrderShipped1-one_time-tmpl-000000000001",
+            "SubscribeStatusString": "accept",
+        },
+    }
+    if field == "TemplateId":
+        event["List"]["TemplateId"] += "\udc00"  # type: ignore[index]
+    else:
+        event[field] = str(event[field]) + "\udc00"
+
+    answer = encrypted_push(stack, api, event, openid=openid)
+
+    assert "not valid Unicode" in _error(answer, 400, "invalid_request")
+    assert grants(api, token) == {}
+
+
+def test_a_push_body_over_64_kib_is_413_before_it_is_parsed(api: httpx.Client, quiet: None) -> None:
+    body = "<xml>" + "<a></a>" * 20_000 + "</xml>"
+
+    answer = api.post("/wechat/push?signature=x&timestamp=1&nonce=2", content=body)
+
+    assert "at most 64 KiB" in _error(answer, 413, "payload_too_large")

@@ -159,9 +159,17 @@ def post_push(
 
 
 def encrypted_push(
-    stack: LocalStack, api: httpx.Client, event: dict[str, Any], *, appid: str | None = None
+    stack: LocalStack,
+    api: httpx.Client,
+    event: dict[str, Any],
+    *,
+    appid: str | None = None,
+    openid: str | None = None,
 ) -> httpx.Response:
-    """A safe-mode push: the event AES-encrypted with the configured key, signed with msg_signature."""
+    """A safe-mode push: the event AES-encrypted with the configured key, signed with msg_signature.
+
+    The query's ``openid`` is the event's ``FromUserName`` unless ``openid`` is given.
+    """
     names = stack.description.parameters
     push_token = stack.secure_strings[names["PushTokenParam"]]
     aes_key = stack.secure_strings[names["PushAesKeyParam"]]
@@ -171,7 +179,7 @@ def encrypted_push(
         "signature": crypto.signature(push_token, stamp, nonce),
         "timestamp": stamp,
         "nonce": nonce,
-        "openid": event["FromUserName"],
+        "openid": openid or event["FromUserName"],
         "encrypt_type": "aes",
         "msg_signature": crypto.signature(push_token, stamp, nonce, encrypted),
     }

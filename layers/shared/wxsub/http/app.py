@@ -6,17 +6,17 @@ body is not JSON, or not even UTF-8); anything unexpected is a 500 with no detai
 trace.
 
 Before any route runs, :class:`Resolver` looks at the body once: a body sent as another media type
-than JSON to a JSON route is 415 ``unsupported_media_type``; a JSON body nested deeper than
+than JSON to a JSON route is 415 ``unsupported_media_type``; a push body over
+:data:`MAX_RAW_BODY` is 413 ``payload_too_large``; a JSON body nested deeper than
 :data:`MAX_DEPTH` levels, or holding text that cannot be encoded as UTF-8 (a lone surrogate, sent
-escaped), is 400 ``invalid_request``. Nothing behind it is reached, so such a request
-costs no AWS call, no signature check and no log line of an exception.
+escaped), is 400 ``invalid_request`` (see :mod:`wxsub.jsontext`). Nothing behind it is reached,
+so such a request costs no AWS call, no signature check and no log line of an exception.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wxsub import jsontext
 from wxsub.errors import ConfigurationError, Misconfigured, StorageUnavailable, WxsubError
 from wxsub.observability import logger
 
@@ -43,9 +44,12 @@ def error_response(error: WxsubError) -> Response[str]:
     return json_response(error.status, error.body())
 
 
-MAX_DEPTH = 32
+MAX_DEPTH = jsontext.MAX_DEPTH
 # routes whose body is not JSON by contract: WeChat pushes XML as well as JSON
 RAW_BODY_ROUTES = frozenset({"/wechat/push"})
+# WeChat's pushes are a few hundred bytes; anything near this size is not from WeChat, and is
+# refused before it is parsed (a large XML body costs many times its size to parse).
+MAX_RAW_BODY = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -82,38 +86,27 @@ def body_problem(event: Mapping[str, Any]) -> tuple[int, dict[str, str]] | None:
         if media and media != "application/json" and not media.endswith("+json"):
             message = f"this route takes application/json, not {media[:100]}"
             return 415, {"error": "unsupported_media_type", "message": message}
+    elif len(text) > MAX_RAW_BODY:
+        message = f"a WeChat push is at most {MAX_RAW_BODY // 1024} KiB; this body has {len(text)} characters"
+        return 413, {"error": "payload_too_large", "message": message}
     elif not text.lstrip().startswith(("{", "[")):
         return None  # a push in XML
     return _json_problem(text)
 
 
 def _json_problem(text: str) -> tuple[int, dict[str, str]] | None:
-    if _depth(text) > MAX_DEPTH:
-        return 400, _invalid(f"the JSON is nested deeper than {MAX_DEPTH} levels")
     try:
-        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a ValueError too: caught first
-        return 400, _invalid("the body holds text that is not valid Unicode")
+        value = json.loads(text)
+    except RecursionError:  # nested past the interpreter's own limit
+        return 400, _invalid(jsontext.TOO_DEEP)
     except ValueError:  # not JSON: the route's validation names the problem
         return None
-    return None
+    found = jsontext.problem(value)
+    return None if found is None else (400, _invalid(found))
 
 
 def _invalid(message: str) -> dict[str, str]:
     return {"error": "invalid_request", "message": message}
-
-
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(r"[\[\]{}]")
-
-
-def _depth(text: str) -> int:
-    """How deep JSON brackets nest in ``text``, brackets inside strings not counted."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:

@@ -28,6 +28,7 @@ _DESCRIPTIONS = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "The body is larger than the route accepts",
     415: "The body is not application/json",
     422: "The request cannot be processed as it is",
     429: "Too many requests",

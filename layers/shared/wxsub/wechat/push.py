@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wxsub import jsontext
 from wxsub.errors import BadSignature, ConfigurationError, InvalidRequest, Misconfigured
 from wxsub.wechat.crypto import WxCrypto, signature, signature_matches
 
@@ -253,6 +254,9 @@ def _json_fields(text: str) -> dict[str, Any]:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidRequest("the body is not a JSON object")
+    found = jsontext.problem(value)  # a decrypted push has not met the body guard
+    if found is not None:
+        raise InvalidRequest(found)
     return value
 
 

@@ -28,7 +28,7 @@ def verify() -> Response[str]:
     "/wechat/push",
     summary="WeChat's message push (subscription events), plaintext, compatible or safe mode",
     tags=["wechat"],
-    responses={200: {"description": "success"}, **error_responses(400, 401, 503)},
+    responses={200: {"description": "success"}, **error_responses(400, 401, 413, 503)},
 )
 def receive() -> Response[str]:
     event = router.current_event
