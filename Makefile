@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/shared:.
 
-.PHONY: venv demo test unit integration lint typecheck local bench build deploy validate openapi miniprogram clean
+.PHONY: venv demo test unit integration lint typecheck local bench reliability build deploy validate openapi miniprogram clean
 
 venv: $(VENV)/.installed
 
@@ -68,6 +68,12 @@ openapi: venv
 
 bench: venv
 	$(PY) -m bench
+
+## reliability: the reliability suite at full size (tests/reliability), then its table (docs/reliability.md).
+reliability: venv
+	@WXSUB_RELIABILITY=full $(PY) -m pytest -q -p no:cacheprovider tests/reliability; tests=$$?; \
+	echo; $(PY) -m bench.reliability; table=$$?; \
+	exit $$(( tests || table ))
 
 build: $(SAM_VENV)/.installed
 	PATH="$$(dirname $(PY312)):$$PATH" $(SAM) build
