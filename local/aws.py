@@ -95,6 +95,14 @@ class MotoEndpoint:
     def reset_requests(self) -> None:
         self._control("DELETE", "requests")
 
+    def enforce_policies(self, registry: Mapping[str, Any]) -> None:
+        """Check each registered function's calls against its statements (see local/access.py)."""
+        self._client().put(f"{self.url}{CONTROL_PREFIX}policies", json=dict(registry)).raise_for_status()
+
+    def permissions(self) -> dict[str, Any]:
+        """Per checked function: the (action, resource) pairs it was granted, and those no call used."""
+        return self._control("GET", "policies")
+
     def _client(self) -> httpx.Client:
         if self._control_client is None:
             self._control_client = httpx.Client(timeout=10, trust_env=False)

@@ -27,9 +27,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
+
+from local.access import Access, denied_answer, needs
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -83,6 +85,7 @@ class Call:
     parameters: tuple[str, ...] = ()
     items: int | None = None
     json_protocol: bool = False
+    body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def table_label(self) -> str | None:
@@ -284,6 +287,7 @@ class Front:
         self.faults = Faults()
         self.counts = Counts()
         self.transactions = IdempotentTransactions()
+        self.access = Access()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -293,6 +297,12 @@ class Front:
             return self.app(environ, start_response)
         call = read_call(environ)
         self.counts.add(call)
+        if self.access.checks(environ):
+            body = call.body if call.json_protocol else _loads(_buffer_body(environ))
+            refused = self.access.denial(environ, needs(call.service, call.operation, body, environ))
+            if refused is not None:
+                self.counts.failed(call)
+                return _send(start_response, denied_answer(call.json_protocol, refused))
         fault = self.faults.take(call)
         if fault is None and call.operation == "TransactWriteItems":
             return _send(start_response, self.transactions.answer(self.app, environ))
@@ -320,7 +330,18 @@ class Front:
                 self.counts.clear()
                 return _json("200 OK", self.counts.snapshot())
             return _json("405 Method Not Allowed", {"error": "method_not_allowed", "allow": "GET, DELETE"})
-        return _json("404 Not Found", {"error": "not_found", "routes": ["faults", "requests"]})
+        if path == CONTROL_PREFIX + "policies":
+            return self._policies_route(method, environ)
+        return _json("404 Not Found", {"error": "not_found", "routes": ["faults", "requests", "policies"]})
+
+    def _policies_route(self, method: str, environ: Environ) -> Answer:
+        """PUT: the functions' access keys and statements (see local/access.py); GET: what was used."""
+        if method == "PUT":
+            self.access.register(_json_body(environ))
+            return _json("200 OK", {"functions": len(self.access.report())})
+        if method == "GET":
+            return _json("200 OK", self.access.report())
+        return _json("405 Method Not Allowed", {"error": "method_not_allowed", "allow": "GET, PUT"})
 
     def _faults_route(self, method: str, environ: Environ) -> Answer:
         if method == "POST":
@@ -400,6 +421,7 @@ def read_call(environ: Environ) -> Call:
             parameters=_parameters(body),
             items=_items(body),
             json_protocol=True,
+            body=body,
         )
     return Call(service=service, operation=_query_action(environ) or environ.get("REQUEST_METHOD", "GET"))
 

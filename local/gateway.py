@@ -277,6 +277,8 @@ def _message(status: int, message: str) -> tuple[int, list[tuple[str, str]], byt
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # the listen backlog: the default 5 reset connections when 50 clients connected at once
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.policies import Policies, function_policy
 from local.template import ACCOUNT_ID, Resolver, TemplateError, env_string, load_yaml, merge_globals
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
@@ -122,6 +123,7 @@ class Description:
     event_buses: list[EventBus] = field(default_factory=list)
     ssm_parameters: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    policies: Policies = field(default_factory=Policies)
 
 
 def describe(
@@ -178,6 +180,7 @@ def describe(
     for lid, props in functions.items():
         fn = _function(lid, props, resolver, path.parent, layer_dirs)
         out.functions[lid] = fn
+        out.policies.by_function[lid] = function_policy(lid, props, resolver)
         for event_name, event in (props.get("Events") or {}).items():
             _event(out, fn, event_name, event, resolver, resources)
     return out

@@ -13,6 +13,7 @@ read their secrets from SSM by name, exactly as on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import string
@@ -57,6 +58,10 @@ class InvocationError(RuntimeError):
         self.outcome = outcome
 
 
+# (template, :meth:`LocalStack.permissions`) of every stack as it stopped, for a test session's summary
+PERMISSION_REPORTS: list[tuple[Path, dict[str, Any]]] = []
+
+
 class LocalStack:
     """The API on ``127.0.0.1`` from ``template``, with moto and (unless disabled) the WeChat sandbox.
 
@@ -67,6 +72,10 @@ class LocalStack:
     After :meth:`start`: ``api_url``, ``aws_endpoint``, ``sandbox_url``/``sandbox``, ``appid``,
     ``credentials`` (what IAM routes accept), ``description`` (what the template declared), and
     ``secure_strings`` (SSM name -> value written; tests use it to prove no secret reaches a log).
+
+    With ``least_privilege`` (the default) each function signs its AWS calls with its own access
+    key and the local AWS allows only what that function's ``Policies`` grant (local/access.py);
+    :meth:`permissions` then lists what each function was granted and never used.
     """
 
     def __init__(
@@ -83,8 +92,10 @@ class LocalStack:
         max_workers: int = 4,
         root_log_level: str | None = None,
         echo: bool = False,
+        least_privilege: bool = True,
     ) -> None:
         self.template = Path(template).resolve()
+        self._least_privilege = least_privilege
         self._env = dict(os.environ if env is None else env)
         self._port = port
         self._host = host
@@ -169,9 +180,14 @@ class LocalStack:
             self.log,
         ).create()
         self._bus.start()
+        if self._least_privilege:
+            self._moto.enforce_policies(self.description.policies.registry())
         for lid, fn in self.description.functions.items():
             env = lambda_environment(
-                fn, region=self.region, credentials=self.credentials, aws_endpoint=self.aws_endpoint
+                fn,
+                region=self.region,
+                credentials=self._function_credentials(lid),
+                aws_endpoint=self.aws_endpoint,
             )
             if self._root_log_level:
                 env[ROOT_LOG_LEVEL] = self._root_log_level
@@ -216,6 +232,19 @@ class LocalStack:
                 poller.start()
                 self._pollers.append(poller)
 
+    def _function_credentials(self, logical_id: str) -> tuple[str, str]:
+        if not self._least_privilege:
+            return self.credentials
+        policy = self.description.policies.by_function[logical_id]
+        if policy.unchecked is not None:
+            self.log(f"[local] {logical_id}: AWS calls not checked against its policy ({policy.unchecked})")
+        return policy.access_key, policy.secret_key
+
+    def permissions(self) -> dict[str, Any]:
+        """Per function whose calls are checked: granted (action, resource) pairs and the unused ones."""
+        assert self._moto is not None, "start() the stack first"
+        return self._moto.permissions()
+
     def queue_concurrency(self, source: QueueSource) -> int:
         """How many batches of ``source`` run at once: its ``MaximumConcurrency`` (1 without),
         capped by the function's reserved concurrency and the stack's ``max_workers``."""
@@ -246,6 +275,9 @@ class LocalStack:
             self.sandbox.stop()
             self.sandbox = None
         if self._moto is not None:
+            if self._least_privilege and self.description.policies.by_function:
+                with contextlib.suppress(httpx.HTTPError):
+                    PERMISSION_REPORTS.append((self.template, self._moto.permissions()))
             self._moto.stop()
             self._moto = None
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from local.sigv4 import SigV4Auth
-from local.stack import LocalStack
+from local.stack import PERMISSION_REPORTS, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -46,7 +46,10 @@ def local_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    """The product stack from template.yaml, with the sandbox, on free ports."""
+    """The product stack from template.yaml, with the sandbox, on free ports.
+
+    Each function may call only what its Policies grant (the local AWS checks, see docs/local.md).
+    """
     with LocalStack(ROOT / "template.yaml", env=TEST_ENV, parameters=PRODUCT_PARAMETERS) as running:
         yield running
 
@@ -103,3 +106,30 @@ def fixture_signed(fixture_stack: LocalStack) -> Iterator[ClientFactory]:
 def fixture_api(fixture_stack: LocalStack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fixture_stack.api_url, timeout=30) as client:
         yield client
+
+
+def unused_permissions(reports: list[tuple[Path, dict[str, Any]]]) -> dict[str, list[tuple[str, str]]]:
+    """Per function of template.yaml: granted (action, resource) pairs that no stack of the session used."""
+    unused: dict[str, set[tuple[str, str]]] = {}
+    for template, report in reports:
+        if template != ROOT / "template.yaml":
+            continue
+        for function, usage in report.items():
+            pairs = {(action, resource) for action, resource in usage["unused"]}
+            unused[function] = unused[function] & pairs if function in unused else pairs
+    return {function: sorted(pairs) for function, pairs in sorted(unused.items()) if pairs}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List, per function, the permissions template.yaml grants that this run's tests never needed."""
+    unused = unused_permissions(PERMISSION_REPORTS)
+    if not unused:
+        return
+    terminalreporter.section("permissions template.yaml grants that no test of this run used")
+    for function, pairs in unused.items():
+        by_resource: dict[str, list[str]] = {}
+        for action, resource in pairs:
+            short = resource.split(":", 5)[-1].removeprefix("table/").removeprefix("parameter")
+            by_resource.setdefault(short, []).append(action.split(":", 1)[-1])
+        for resource, actions in sorted(by_resource.items()):
+            terminalreporter.write_line(f"{function} {resource}: {' '.join(sorted(actions))}")
