@@ -15,6 +15,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
+from local.policies import function_credentials
 from local.stack import LocalStack
 from wxsub import errors
 from wxsub.stores.parameters import SecretStore, TokenStore
@@ -92,3 +93,23 @@ def test_the_token_last_read_serves_on_while_ssm_is_throttled_unless_forced_past
 def test_a_token_never_put_is_none(aws: LocalStack) -> None:
     ssm = _ssm(aws)
     assert TokenStore(SSMProvider(boto3_client=ssm), ssm, _name("none"), cache_seconds=0).get() is None
+
+
+def test_a_token_write_iam_refuses_is_misconfigured_naming_the_parameter(aws: LocalStack) -> None:
+    # ReachFunction's policy grants no SSM at all: the local AWS refuses its calls as IAM would.
+    key, secret = function_credentials("ReachFunction")
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=aws.aws_endpoint,
+        region_name=aws.region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=AWS_CONFIG,
+    )
+    name = _name("token")
+    store = TokenStore(SSMProvider(boto3_client=ssm), ssm, name, cache_seconds=0)
+
+    with pytest.raises(errors.Misconfigured, match=f"{name} may not be written") as refused:
+        store.put("tok-new", 7200)
+
+    assert "tok-new" not in str(refused.value)

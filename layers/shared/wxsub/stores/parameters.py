@@ -57,11 +57,14 @@ def read_failure(exc: GetParameterError) -> str:
     code = _ssm_code(exc)
     if code in ("ParameterNotFound", "ParameterVersionNotFound"):
         return "missing"
-    if code and (
-        code.startswith("AccessDenied") or code.startswith("KMS") or code == "UnrecognizedClientException"
-    ):
-        return "refused"
-    return "unavailable"
+    return "refused" if _refusal(code) else "unavailable"
+
+
+def _refusal(code: str | None) -> bool:
+    """An error code meaning IAM or KMS said no: a deployment to fix, not a moment to wait out."""
+    return bool(code) and (
+        str(code).startswith(("AccessDenied", "KMS")) or code == "UnrecognizedClientException"
+    )
 
 
 def _ssm_code(exc: GetParameterError) -> str | None:
@@ -126,11 +129,19 @@ class TokenStore:
     def put(self, access_token: str, expires_in: int, now: float | None = None) -> StoredToken:
         now = time.time() if now is None else now
         token = StoredToken(access_token, int(now) + expires_in)
-        self._ssm.put_parameter(
-            Name=self._name,
-            Value=json.dumps({"access_token": token.access_token, "expires_at": token.expires_at}),
-            Type="SecureString",
-            Overwrite=True,
-        )
+        try:
+            self._ssm.put_parameter(
+                Name=self._name,
+                Value=json.dumps({"access_token": token.access_token, "expires_at": token.expires_at}),
+                Type="SecureString",
+                Overwrite=True,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if _refusal(code):
+                raise Misconfigured(
+                    f"the SSM parameter {self._name} may not be written by this function ({code})"
+                ) from exc
+            raise
         self._provider.clear_cache()
         return token
