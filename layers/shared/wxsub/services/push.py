@@ -114,7 +114,7 @@ class PushService:
 
     @staticmethod
     def _plaintext_signature(query: Mapping[str, str]) -> str | None:
-        if "msg_signature" in query or query.get("encrypt_type") == "aes":
+        if push.is_encrypted(query):
             return None
         return f"nonce#{query.get('timestamp', '')}#{query.get('nonce', '')}"
 

@@ -126,6 +126,11 @@ def verify_url(config: PushConfig, query: Mapping[str, str], now: float) -> str:
     return echostr
 
 
+def is_encrypted(query: Mapping[str, str]) -> bool:
+    """Whether a push's query says safe mode: its body is AES-encrypted and signed by ``msg_signature``."""
+    return "msg_signature" in query or query.get("encrypt_type") == "aes"
+
+
 def open_push(
     config: PushConfig, query: Mapping[str, str], body: bytes, content_type: str | None, now: float
 ) -> PushMessage:
@@ -133,7 +138,7 @@ def open_push(
 
     JSON or XML is told from the body itself; ``content_type`` only enriches the error.
     """
-    if "msg_signature" in query or query.get("encrypt_type") == "aes":
+    if is_encrypted(query):
         fields = _open_encrypted(config, query, body, content_type, now)
     else:
         fields = _open_plain(config, query, body, content_type, now)
