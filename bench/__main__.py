@@ -1,73 +1,36 @@
-"""``make bench``: cold starts, validation cost, the send path and a campaign on the local stack.
+"""``make bench``: validation cost, the send path, a campaign and cold starts on the local stack.
 
-Prints figures and ratios; nothing here asserts a time. Each part is bounded in count and runs
-only against loopback addresses. ``python -m bench campaign`` runs the campaign figures alone
-(bench/campaign.py, which also writes bench/results/campaign.json); ``python -m bench send`` the
-others alone.
+Prints figures and ratios; only the cold-start part checks goals (PASS/FAIL per function, never
+an exit status). Each part is bounded in count and runs only against loopback addresses.
+``python -m bench campaign`` runs the campaign figures alone (bench/campaign.py, which also writes
+bench/results/campaign.json); ``python -m bench coldstart [function ...]`` the cold starts and the
+login cost alone (bench/coldstart.py, bench/results/coldstart.json); ``python -m bench send`` the
+validation and send-path figures alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("login", "send_message", "wechat_push", "refresh_token")
-COLD_RUNS = 3
-CONFIG_KEYS = (
-    "APP_SECRET_PARAM",
-    "SESSION_KEY_PARAM",
-    "ACCESS_TOKEN_PARAM",
-    "PUSH_TOKEN_PARAM",
-    "PUSH_AES_KEY_PARAM",
-    "STATE_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "GRANTS_TABLE",
-    "DELIVERIES_TABLE",
-    "TEMPLATES_TABLE",
-)
 SENDS = 200
+PARTS = {"send", "campaign", "coldstart"}
 
 
-def cold_starts() -> None:
-    print("Cold start: importing functions/<name>/app.py in a fresh Python, median of 3")
-    print("  (site-packages holds pip's .pyc, as a compiled build would; the handler's own code does not)")
-    times = {name: statistics.median(_import(name) for _ in range(COLD_RUNS)) for name in FUNCTIONS}
-    lightest = min(times.values())
-    for name, took in times.items():
-        print(f"  {name:<16}{took:>7.0f} ms  {took / lightest:4.1f}x the lightest")
+def cold_starts(campaign: dict[str, Any] | None = None, only: list[str] | None = None) -> None:
+    """Every function's first invocation against its library floor, and the login cost line."""
+    from bench.coldstart import run
 
-
-def _import(name: str) -> float:
-    path = str(ROOT / "functions" / name / "app.py")
-    code = (
-        "import importlib.util, time; t = time.perf_counter();"
-        f"s = importlib.util.spec_from_file_location('app', {path!r});"
-        "m = importlib.util.module_from_spec(s); s.loader.exec_module(m);"
-        "print((time.perf_counter() - t) * 1000)"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}:{ROOT / 'functions' / name}",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "WECHAT_APPID": "wx0000000000bench",
-        **{key: f"bench-{key.lower()}" for key in CONFIG_KEYS},
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_SAM_LOCAL": "true",
-        "POWERTOOLS_SERVICE_NAME": "wxsub",
-        "POWERTOOLS_METRICS_NAMESPACE": "wxsub",
-    }
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
+    run(campaign, only)
 
 
 def validation(send_p50_ms: float) -> None:
@@ -160,18 +123,26 @@ def _measure(client: httpx.Client, body: dict[str, object], concurrency: int) ->
     return SENDS / elapsed, p50
 
 
-def main(parts: list[str]) -> None:
-    unknown = set(parts) - {"send", "campaign"}
-    if unknown:
-        raise SystemExit(f"usage: python -m bench [send] [campaign]  (unknown: {', '.join(sorted(unknown))})")
+def main(args: list[str]) -> None:
+    """``[send] [campaign] [coldstart [function ...]]``; no argument runs every part."""
+    names = args[args.index("coldstart") + 1 :] if "coldstart" in args else []
+    parts = set(args[: args.index("coldstart") + 1] if "coldstart" in args else args) or PARTS
+    if parts - PARTS:
+        raise SystemExit(
+            "usage: python -m bench [send] [campaign] [coldstart [function ...]]"
+            f"  (unknown: {', '.join(sorted(parts - PARTS))})"
+        )
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
-    if not parts or "send" in parts:
-        cold_starts()
+    if "send" in parts:
         validation(send_path())
-    if not parts or "campaign" in parts:
+    campaign = None
+    if "campaign" in parts:
         from bench.campaign import run
 
-        run()
+        campaign = run()
+    if "coldstart" in parts:
+        # last, so its login cost line stands beside this run's campaign cost per message
+        cold_starts(campaign, names or None)
 
 
 if __name__ == "__main__":
