@@ -17,7 +17,9 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
-tracer = Tracer()
+# Only what wxsub calls is traced: AWS (botocore) and WeChat (httpx). Patching every library the
+# X-Ray SDK knows imports each of them at cold start, for calls no function makes.
+tracer = Tracer(patch_modules=("botocore", "httpx"))
 metrics = Metrics()
 
 # An invocation with nothing to count (a refresh that changed nothing) is normal, not a warning.

@@ -7,7 +7,7 @@ services directly with their own collaborators instead of patching anything.
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -17,33 +17,33 @@ from wxsub.bus import EventBus, NoEvents
 from wxsub.deadline import Deadline
 from wxsub.errors import ConfigurationError
 from wxsub.observability import logger
-from wxsub.services.announce import Announcer
-from wxsub.services.campaigns import CampaignResends, CampaignService
-from wxsub.services.expand import Expander
-from wxsub.services.idempotent import IdempotentSends
-from wxsub.services.login import LoginService
-from wxsub.services.pace import Pacer
-from wxsub.services.push import PushService
-from wxsub.services.send import SendService
-from wxsub.services.settle import SettleUnknown
-from wxsub.services.subscriptions import SubscriptionService
-from wxsub.services.tally import DeliveryTally
-from wxsub.services.templates import TemplateRegistry, TemplateSync
-from wxsub.services.tokens import TokenProvider, TokenRefresher
-from wxsub.services.worker import SendWorker
-from wxsub.sessions import SessionSigner
 from wxsub.settings import Settings
-from wxsub.stores.campaigns import CampaignStore
-from wxsub.stores.deliveries import Deliveries
-from wxsub.stores.grants import GrantLedger
-from wxsub.stores.parameters import SecretStore, TokenStore
-from wxsub.stores.queues import OneTimeSchedules, Queue
-from wxsub.stores.state import StateTable
-from wxsub.stores.templates import TemplateStore
-from wxsub.wechat.api.auth import AuthApi
-from wxsub.wechat.api.subscribe import SubscribeApi
-from wxsub.wechat.client import WeChatTransport
-from wxsub.wechat.push import PushConfig
+
+# Each factory imports what it builds, so a function loads only the services its handler wires
+# (one that never signs a session never loads PyJWT and cryptography): cold starts pay for less.
+if TYPE_CHECKING:
+    from wxsub.services.campaigns import CampaignService
+    from wxsub.services.expand import Expander
+    from wxsub.services.idempotent import IdempotentSends
+    from wxsub.services.login import LoginService
+    from wxsub.services.push import PushService
+    from wxsub.services.send import SendService
+    from wxsub.services.settle import SettleUnknown
+    from wxsub.services.subscriptions import SubscriptionService
+    from wxsub.services.tally import DeliveryTally
+    from wxsub.services.templates import TemplateRegistry, TemplateSync
+    from wxsub.services.tokens import TokenProvider, TokenRefresher
+    from wxsub.services.worker import SendWorker
+    from wxsub.sessions import SessionSigner
+    from wxsub.stores.campaigns import CampaignStore
+    from wxsub.stores.deliveries import Deliveries
+    from wxsub.stores.grants import GrantLedger
+    from wxsub.stores.parameters import SecretStore, TokenStore
+    from wxsub.stores.queues import OneTimeSchedules, Queue
+    from wxsub.stores.state import StateTable
+    from wxsub.stores.templates import TemplateStore
+    from wxsub.wechat.client import WeChatTransport
+    from wxsub.wechat.push import PushConfig
 
 # Every AWS call, botocore's own retries included, must fit in what a send keeps back for
 # recording its outcome: at most 3 attempts of a 2 s connect and 3 s read, not the ~25 s that
@@ -92,17 +92,23 @@ def _provider() -> SSMProvider:
 
 @cache
 def transport() -> WeChatTransport:
+    from wxsub.wechat.client import WeChatTransport
+
     s = settings()
     return WeChatTransport(s.api_base, s.wechat_timeout)
 
 
 @cache
 def secrets() -> SecretStore:
+    from wxsub.stores.parameters import SecretStore
+
     return SecretStore(_provider())
 
 
 @cache
 def state() -> StateTable:
+    from wxsub.stores.state import StateTable
+
     return StateTable(_dynamodb().Table(settings().need("state_table")))
 
 
@@ -116,27 +122,39 @@ def app_secret() -> str:
 
 @cache
 def token_store() -> TokenStore:
+    from wxsub.stores.parameters import TokenStore
+
     s = settings()
     return TokenStore(_provider(), _ssm(), s.need("access_token_param"), s.token_cache_seconds)
 
 
 @cache
 def refresher() -> TokenRefresher:
+    from wxsub.services.tokens import TokenRefresher
+    from wxsub.wechat.api.auth import AuthApi
+
     return TokenRefresher(AuthApi(transport(), settings().appid), token_store(), app_secret)
 
 
 @cache
 def token_provider() -> TokenProvider:
+    from wxsub.services.tokens import TokenProvider
+
     return TokenProvider(token_store(), refresher(), state())
 
 
 def session_signer() -> SessionSigner:
+    from wxsub.sessions import SessionSigner
+
     s = settings()
     return SessionSigner(secrets().get(s.need("session_key_param")), s.session_ttl_seconds, s.appid)
 
 
 @cache
 def login_service() -> LoginService:
+    from wxsub.services.login import LoginService
+    from wxsub.wechat.api.auth import AuthApi
+
     s = settings()
     return LoginService(
         AuthApi(transport(), s.appid),
@@ -150,26 +168,38 @@ def login_service() -> LoginService:
 
 @cache
 def template_store() -> TemplateStore:
+    from wxsub.stores.templates import TemplateStore
+
     return TemplateStore(table(settings().need("templates_table")))
 
 
 @cache
 def template_sync() -> TemplateSync:
+    from wxsub.services.templates import TemplateSync
+    from wxsub.wechat.api.subscribe import SubscribeApi
+
     return TemplateSync(SubscribeApi(transport()), token_provider(), template_store())
 
 
 @cache
 def registry() -> TemplateRegistry:
+    from wxsub.services.templates import TemplateRegistry
+
     return TemplateRegistry(template_store(), template_sync(), state())
 
 
 @cache
 def ledger() -> GrantLedger:
+    from wxsub.stores.grants import GrantLedger
+
     return GrantLedger(table(settings().need("grants_table")))
 
 
 @cache
 def deliveries() -> Deliveries:
+    from wxsub.services.announce import Announcer
+    from wxsub.stores.deliveries import Deliveries
+
     s = settings()
     return Deliveries(
         table(s.need("deliveries_table")),
@@ -180,6 +210,9 @@ def deliveries() -> Deliveries:
 
 @cache
 def send_service() -> SendService:
+    from wxsub.services.send import SendService
+    from wxsub.wechat.api.subscribe import SubscribeApi
+
     s = settings()
     call_seconds = s.wechat_timeout + min(s.wechat_timeout, 3.0)
     needed = call_seconds + RECORD_SECONDS
@@ -222,6 +255,8 @@ def push_config() -> PushConfig:
 
 @lru_cache(maxsize=4)
 def _push_config(token: str, aes: str) -> PushConfig:
+    from wxsub.wechat.push import PushConfig
+
     s = settings()
     return PushConfig(
         token=token,
@@ -234,6 +269,8 @@ def _push_config(token: str, aes: str) -> PushConfig:
 
 @cache
 def push_service() -> PushService:
+    from wxsub.services.push import PushService
+
     s = settings()
     aes = secrets().get_optional(s.push_aes_key_param) if s.push_aes_key_param else ""
     if s.push_require_encryption and not aes.strip(", "):
@@ -251,6 +288,10 @@ def push_service() -> PushService:
 
 @cache
 def settle_unknown() -> SettleUnknown:
+    from wxsub.services.campaigns import CampaignResends
+    from wxsub.services.settle import SettleUnknown
+    from wxsub.stores.queues import Queue
+
     s = settings()
     resends = None
     if s.campaigns_table and s.send_queue_url:
@@ -266,6 +307,8 @@ def settle_unknown() -> SettleUnknown:
 
 @cache
 def subscription_service() -> SubscriptionService:
+    from wxsub.services.subscriptions import SubscriptionService
+
     return SubscriptionService(
         ledger(), state(), registry().known_long_term, recognises=registry().recognises
     )
@@ -275,32 +318,44 @@ def subscription_service() -> SubscriptionService:
 def idempotency() -> IdempotentSends:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from wxsub.services.idempotent import IdempotentSends
+
     table_name = settings().need("idempotency_table")
     return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name, boto_config=AWS_CONFIG))
 
 
 @cache
 def delivery_tally() -> DeliveryTally:
+    from wxsub.services.tally import DeliveryTally
+
     return DeliveryTally(campaign_store(), events())
 
 
 @cache
 def campaign_store() -> CampaignStore:
+    from wxsub.stores.campaigns import CampaignStore
+
     return CampaignStore(table(settings().need("campaigns_table")))
 
 
 def _expand_queue() -> Queue:
+    from wxsub.stores.queues import Queue
+
     return Queue(_client("sqs"), settings().need("expand_queue_url"))
 
 
 @cache
 def _schedules() -> OneTimeSchedules:
+    from wxsub.stores.queues import OneTimeSchedules
+
     s = settings()
     return OneTimeSchedules(_client("scheduler"), s.need("expand_queue_arn"), s.need("scheduler_role_arn"))
 
 
 @cache
 def campaign_service() -> CampaignService:
+    from wxsub.services.campaigns import CampaignService
+
     return CampaignService(
         campaign_store(),
         registry().check,
@@ -313,6 +368,9 @@ def campaign_service() -> CampaignService:
 
 @cache
 def expander() -> Expander:
+    from wxsub.services.expand import Expander
+    from wxsub.stores.queues import Queue
+
     return Expander(
         campaign_store(),
         ledger(),
@@ -328,6 +386,10 @@ def expand_queue() -> Queue:
 
 @cache
 def send_worker() -> SendWorker:
+    from wxsub.services.pace import Pacer
+    from wxsub.services.worker import SendWorker
+    from wxsub.stores.queues import Queue
+
     s = settings()
     sqs = _client("sqs")
     return SendWorker(

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from wxsub import __version__
 from wxsub.http.app import json_response, new_resolver
-from wxsub.http.routes import ALL_ROUTERS
+from wxsub.http.routes import all_routers
 
 TITLE = "wxsub"
 DESCRIPTION = (
@@ -45,7 +45,7 @@ def document() -> dict[str, Any]:
 
 
 def _schema_resolver() -> APIGatewayHttpResolver:
-    return new_resolver(ALL_ROUTERS)
+    return new_resolver(all_routers())
 
 
 def docs_resolver() -> APIGatewayHttpResolver:
