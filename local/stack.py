@@ -76,6 +76,9 @@ class LocalStack:
     With ``least_privilege`` (the default) each function signs its AWS calls with its own access
     key and the local AWS allows only what that function's ``Policies`` grant (local/access.py);
     :meth:`permissions` then lists what each function was granted and never used.
+
+    ``xray_daemon`` (``host:port``) turns tracing on as deployed with ``Tracing: Active``: the
+    functions' X-Ray segments are sent there over UDP (a test's socket, or a real daemon).
     """
 
     def __init__(
@@ -93,9 +96,11 @@ class LocalStack:
         root_log_level: str | None = None,
         echo: bool = False,
         least_privilege: bool = True,
+        xray_daemon: str | None = None,
     ) -> None:
         self.template = Path(template).resolve()
         self._least_privilege = least_privilege
+        self._xray_daemon = xray_daemon
         self._env = dict(os.environ if env is None else env)
         self._port = port
         self._host = host
@@ -188,6 +193,7 @@ class LocalStack:
                 region=self.region,
                 credentials=self._function_credentials(lid),
                 aws_endpoint=self.aws_endpoint,
+                xray_daemon=self._xray_daemon,
             )
             if self._root_log_level:
                 env[ROOT_LOG_LEVEL] = self._root_log_level

@@ -68,8 +68,11 @@ def _answer(out: TextIO, message: dict[str, Any]) -> None:
     out.flush()
 
 
-def _invoke(handler: Callable[[Any, Any], Any], request: dict[str, Any]) -> dict[str, Any]:
+def _invoke(handler: Callable[[Any, Any], Any], request: dict[str, Any], traced: bool) -> dict[str, Any]:
     context = LambdaContext(request["request_id"], request["deadline_ms"])
+    if traced:  # as Lambda with active tracing: a sampled trace header per invocation
+        root = f"1-{int(time.time()):08x}-{os.urandom(12).hex()}"
+        os.environ["_X_AMZN_TRACE_ID"] = f"Root={root};Parent={os.urandom(8).hex()};Sampled=1"
     try:
         result = handler(request["event"], context)
     except Exception as exc:
@@ -85,6 +88,7 @@ def _invoke(handler: Callable[[Any, Any], Any], request: dict[str, Any]) -> dict
 def main() -> None:
     out = os.fdopen(int(sys.argv[1]), "w", encoding="utf-8")
     root_level = os.environ.pop("WXSUB_LOCAL_ROOT_LOG_LEVEL", None)
+    traced = os.environ.pop("WXSUB_LOCAL_TRACED", None) == "1"
     if root_level:
         logging.basicConfig(level=root_level.upper(), stream=sys.stderr)
     started = time.perf_counter()
@@ -102,7 +106,7 @@ def main() -> None:
     _answer(out, {"ok": True, "ready": True, "init_ms": round((time.perf_counter() - started) * 1000)})
     for line in sys.stdin:
         request = json.loads(line)
-        _answer(out, _invoke(handler, request))
+        _answer(out, _invoke(handler, request, traced))
 
 
 if __name__ == "__main__":

@@ -50,12 +50,15 @@ def lambda_environment(
     region: str,
     credentials: tuple[str, str],
     aws_endpoint: str,
+    xray_daemon: str | None = None,
 ) -> dict[str, str]:
     """The environment a function's process sees: its template variables and what Lambda adds.
 
     ``AWS_SAM_LOCAL`` is set as ``sam local`` sets it, which turns X-Ray tracing off (there is no
-    daemon); the shared config files are hidden, since Lambda has none and a developer's
-    ``~/.aws/config`` must not redirect a function away from moto.
+    daemon), unless ``xray_daemon`` (``host:port``, UDP) is given: then tracing is on as deployed
+    with active tracing, each invocation gets a sampled trace header and segments go there. The
+    shared config files are hidden, since Lambda has none and a developer's ``~/.aws/config``
+    must not redirect a function away from moto.
     """
     stream = time.strftime("%Y/%m/%d") + "/[$LATEST]" + uuid.uuid4().hex
     env = dict(fn.environment)
@@ -84,6 +87,18 @@ def lambda_environment(
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
     )
+    if xray_daemon:
+        del env["AWS_SAM_LOCAL"]
+        host, _, port = xray_daemon.rpartition(":")
+        env.update(
+            {
+                "AWS_XRAY_DAEMON_ADDRESS": xray_daemon,
+                "_AWS_XRAY_DAEMON_ADDRESS": host,
+                "_AWS_XRAY_DAEMON_PORT": port,
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "WXSUB_LOCAL_TRACED": "1",
+            }
+        )
     if "PYTHONDONTWRITEBYTECODE" in os.environ:
         env["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
     return env
