@@ -6,6 +6,7 @@ services directly with their own collaborators instead of patching anything.
 
 from __future__ import annotations
 
+import random
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -63,19 +64,56 @@ def deadline() -> Deadline:
     return Deadline()
 
 
+# every boto3 client built here, so a SnapStart restore can drop their pooled connections
+_AWS_CLIENTS: list[Any] = []
+
+
 @cache
 def _ssm() -> Any:
-    return boto3.client("ssm", config=AWS_CONFIG)
+    return _built(boto3.client("ssm", config=AWS_CONFIG))
 
 
 @cache
 def _dynamodb() -> Any:
-    return boto3.resource("dynamodb", config=AWS_CONFIG)
+    resource = boto3.resource("dynamodb", config=AWS_CONFIG)
+    _built(resource.meta.client)
+    return resource
 
 
 @cache
 def _client(service: Any) -> Any:
-    return boto3.client(service, config=AWS_CONFIG)
+    return _built(boto3.client(service, config=AWS_CONFIG))
+
+
+def _built(client: Any) -> Any:
+    _AWS_CLIENTS.append(client)
+    return client
+
+
+def after_restore() -> None:
+    """What Lambda runs after restoring a SnapStart snapshot of an initialised function.
+
+    The snapshot holds what init built: open sockets (now dead), cached secrets (maybe rotated
+    since) and the random generator's state (the same in every environment restored from it). So:
+    drop pooled AWS and WeChat connections, forget cached parameters so the next read goes to SSM,
+    and reseed ``random`` from the OS (``secrets`` and ``uuid4`` read the OS already).
+    """
+    random.seed()
+    for client in _AWS_CLIENTS:
+        client._endpoint.http_session.close()  # botocore's pools; the next call connects anew
+    if _provider.cache_info().currsize:
+        provider: Any = _provider()  # Powertools leaves clear_cache unannotated
+        provider.clear_cache()
+    if transport.cache_info().currsize:
+        transport().reconnect()
+
+
+try:  # Lambda's Python runtime provides it; SnapStart calls what is registered after a restore
+    from snapshot_restore_py import register_after_restore  # type: ignore[import-untyped]
+except ImportError:  # another runtime, or a machine without the package: nothing is restored
+    pass
+else:
+    register_after_restore(after_restore)
 
 
 @cache

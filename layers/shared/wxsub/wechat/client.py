@@ -71,12 +71,22 @@ class WeChatTransport:
     """Sends requests to one WeChat base URL and returns the checked JSON body."""
 
     def __init__(self, base_url: str, timeout: float, http: httpx.Client | None = None) -> None:
-        self._http = http or httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+        self._base_url, self._timeout = base_url.rstrip("/"), timeout
+        self._http = http or self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self._base_url,
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 3.0)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             headers={"User-Agent": "wxsub/0.1"},
         )
+
+    def reconnect(self) -> None:
+        """Drop every pooled connection and start a fresh client (after a SnapStart restore, the
+        snapshot's sockets are gone)."""
+        old, self._http = self._http, self._new_client()
+        old.close()
 
     def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         return self._send("GET", path, params, None)
