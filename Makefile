@@ -62,9 +62,10 @@ lint: venv
 	$(PY) -m ruff format --check layers functions local sandbox tests bench
 	$(PY) -m mypy layers/shared/wxsub functions
 
-## openapi: regenerate docs/openapi.json from the routes.
+## openapi: regenerate docs/openapi.json from the routes (and the copy ApiDocsFunction serves).
 openapi: venv
 	$(PY) -m wxsub.http.openapi > docs/openapi.json
+	cp docs/openapi.json functions/api_docs/openapi.json
 
 bench: venv
 	$(PY) -m bench

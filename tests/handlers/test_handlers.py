@@ -16,6 +16,7 @@ from handler_kit import Invoke, load_event
 from local.stack import LocalStack
 from local.template import load_yaml
 from sandbox import SEEDED_ONE_TIME, crypto
+from wxsub.http.openapi import document
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = {
@@ -180,6 +181,7 @@ def test_api_docs_event_serves_the_checked_in_openapi_document(
     served = json.loads(answer["body"])
     assert answer["statusCode"] == 200
     assert served == json.loads((ROOT / "docs" / "openapi.json").read_text()), "run `make openapi`"
+    assert served == document(), "the routes changed: run `make openapi`"
     assert set(served["paths"]) >= {
         "/login",
         "/subscriptions",
