@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(
     # init, as the handler module does at cold start
     wiring.send_service()
     wiring.app_secret()
-    http_before = wiring.transport()._http
+    http_before = wiring.transport()._client()
     ssm = wiring._ssm()
     wiring.app_secret()  # cached: no SSM request
     reads_before = ssm_reads()
@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent(
     wiring.app_secret()
     print(json.dumps({
         "hooks": [func.__qualname__ for func, _, _ in hooks],
-        "new_wechat_client": wiring.transport()._http is not http_before,
+        "new_wechat_client": wiring.transport()._client() is not http_before,
         "old_wechat_client_closed": http_before.is_closed,
         "aws_pools": [pools_before, pools_after],
         "ssm_reads_after_restore": ssm_reads() - reads_before,

@@ -10,10 +10,13 @@ above 2**53 survives until a model turns it into a string.
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+import certifi
 import httpx
 
 
@@ -68,25 +71,46 @@ class WeChatAmbiguous(WeChatError):
 
 
 class WeChatTransport:
-    """Sends requests to one WeChat base URL and returns the checked JSON body."""
+    """Sends requests to one WeChat base URL and returns the checked JSON body.
+
+    The HTTP client (its TLS context costs tens of milliseconds) is built at the first request,
+    so a function that wires WeChat in but seldom calls it (a push only syncs templates on a
+    registry miss) does not pay for it at every cold start.
+    """
 
     def __init__(self, base_url: str, timeout: float, http: httpx.Client | None = None) -> None:
         self._base_url, self._timeout = base_url.rstrip("/"), timeout
-        self._http = http or self._new_client()
+        self._http = http
+        self._tls: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        http = self._http
+        if http is None:
+            with self._lock:  # the threads of a worker batch share one client
+                if self._http is None:
+                    self._http = self._new_client()
+                http = self._http
+        return http
 
     def _new_client(self) -> httpx.Client:
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cafile=certifi.where())  # httpx's own default
         return httpx.Client(
             base_url=self._base_url,
             timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 3.0)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             headers={"User-Agent": "wxsub/0.1"},
+            verify=self._tls,
         )
 
     def reconnect(self) -> None:
-        """Drop every pooled connection and start a fresh client (after a SnapStart restore, the
-        snapshot's sockets are gone)."""
-        old, self._http = self._http, self._new_client()
-        old.close()
+        """Drop every pooled connection; the next request opens new ones (after a SnapStart restore
+        the snapshot's sockets are gone). The TLS context holds no connection and is kept."""
+        with self._lock:
+            old, self._http = self._http, None
+        if old is not None:
+            old.close()
 
     def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         return self._send("GET", path, params, None)
@@ -95,7 +119,8 @@ class WeChatTransport:
         return self._send("POST", path, params, body)
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def _send(
         self, method: str, path: str, params: Mapping[str, str], body: Mapping[str, Any] | None
@@ -103,7 +128,9 @@ class WeChatTransport:
         content = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {} if content is None else {"Content-Type": "application/json; charset=utf-8"}
         try:
-            response = self._http.request(method, path, params=dict(params), content=content, headers=headers)
+            response = self._client().request(
+                method, path, params=dict(params), content=content, headers=headers
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise WeChatUnreachable(f"cannot connect to WeChat ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
