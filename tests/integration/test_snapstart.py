@@ -34,6 +34,8 @@ SCRIPT = textwrap.dedent(
 
     # init, as the handler module does at cold start
     wiring.send_service()
+    idempotency = wiring.idempotency()._persistence.client
+    idempotency.get_item(TableName=wiring.settings().need("idempotency_table"), Key={"id": {"S": "x"}})
     wiring.app_secret()
     http_before = wiring.transport()._client()
     ssm = wiring._ssm()
@@ -51,12 +53,14 @@ SCRIPT = textwrap.dedent(
 
     after = [random.random() for _ in range(4)]
     pools_after = len(ssm._endpoint.http_session._manager.pools)
+    idempotency_pools = len(idempotency._endpoint.http_session._manager.pools)
     wiring.app_secret()
     print(json.dumps({
         "hooks": [func.__qualname__ for func, _, _ in hooks],
         "new_wechat_client": wiring.transport()._client() is not http_before,
         "old_wechat_client_closed": http_before.is_closed,
         "aws_pools": [pools_before, pools_after],
+        "idempotency_pools_after": idempotency_pools,
         "ssm_reads_after_restore": ssm_reads() - reads_before,
         "random_continues_snapshot": after == from_snapshot,
     }))
@@ -85,5 +89,6 @@ def test_the_restore_hooks_reconnect_reread_secrets_and_reseed(stack: LocalStack
     assert found["hooks"] == ["after_restore"]
     assert found["new_wechat_client"] and found["old_wechat_client_closed"]
     assert found["aws_pools"][0] >= 1 and found["aws_pools"][1] == 0
+    assert found["idempotency_pools_after"] == 0  # the idempotency layer's client is reset too
     assert found["ssm_reads_after_restore"] == 1
     assert found["random_continues_snapshot"] is False

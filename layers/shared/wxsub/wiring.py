@@ -359,7 +359,9 @@ def idempotency() -> IdempotentSends:
     from wxsub.services.idempotent import IdempotentSends
 
     table_name = settings().need("idempotency_table")
-    return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name, boto_config=AWS_CONFIG))
+    # our client, not one Powertools builds in a session of its own: it shares the loaded service
+    # model, and a SnapStart restore resets its connections with the others
+    return IdempotentSends(DynamoDBPersistenceLayer(table_name=table_name, boto3_client=_client("dynamodb")))
 
 
 @cache
