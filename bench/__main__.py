@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from bench import long_term_enum
+
 ROOT = Path(__file__).resolve().parents[1]
 SENDS = 200
 PARTS = {"send", "campaign", "coldstart"}
@@ -84,14 +86,7 @@ def send_path() -> float:
         client = httpx.Client(
             base_url=stack.api_url, auth=SigV4Auth(*stack.credentials, stack.region), timeout=60
         )
-        templates = client.get("/templates").json()["templates"]
-        enum = next(
-            k["enum_values"][0]
-            for t in templates
-            if t["template_id"] == SEEDED_LONG_TERM
-            for k in t["keywords"]
-            if k["rule"] == "enum"
-        )
+        enum = long_term_enum(client)
         body = {
             "openid": openid,
             "template_id": SEEDED_LONG_TERM,

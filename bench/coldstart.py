@@ -47,6 +47,8 @@ import httpx
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from bench import long_term_enum
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "coldstart.json"
 REGION = "us-east-1"
@@ -280,14 +282,7 @@ class Events:
         ).raise_for_status()
         assert self.stack.sandbox is not None
         self.stack.sandbox.wait_for_pushes(20)
-        templates = self.signed.get("/templates").json()["templates"]
-        enum = next(
-            k["enum_values"][0]
-            for t in templates
-            if t["template_id"] == SEEDED_LONG_TERM
-            for k in t["keywords"]
-            if k["rule"] == "enum"
-        )
+        enum = long_term_enum(self.signed)
         self.long_term_data = {"time1": "2026年11月24日 10:30", "enum_string2": enum, "thing3": "设备提醒"}
 
     def close(self) -> None:
