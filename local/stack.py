@@ -79,9 +79,6 @@ class LocalStack:
 
     ``xray_daemon`` (``host:port``) turns tracing on as deployed with ``Tracing: Active``: the
     functions' X-Ray segments are sent there over UDP (a test's socket, or a real daemon).
-
-    ``push_url`` is where the sandbox pushes WeChat's events (this stack's ``/wechat/push`` when
-    None); ``sam local start-api`` in front of the same local AWS gives its own.
     """
 
     def __init__(
@@ -100,12 +97,10 @@ class LocalStack:
         echo: bool = False,
         least_privilege: bool = True,
         xray_daemon: str | None = None,
-        push_url: str | None = None,
     ) -> None:
         self.template = Path(template).resolve()
         self._least_privilege = least_privilege
         self._xray_daemon = xray_daemon
-        self._push_url = push_url
         self._env = dict(os.environ if env is None else env)
         self._port = port
         self._host = host
@@ -452,7 +447,7 @@ class LocalStack:
             secret=self._secrets["WECHAT_APP_SECRET"],
             host=self._host,
             port=0,
-            push_url=self._push_url or f"{self.api_url}/wechat/push",
+            push_url=f"{self.api_url}/wechat/push",
             push_token=self._secrets["WECHAT_PUSH_TOKEN"],
             push_aes_key=self._secrets["WECHAT_PUSH_AES_KEY"],
         ).start()
