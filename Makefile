@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/shared:.
 
-.PHONY: venv demo test unit integration lint typecheck local bench reliability build deploy validate openapi miniprogram clean
+.PHONY: venv demo test unit integration lint typecheck local bench reliability build deploy validate openapi miniprogram clean sam-invoke sam-api sam-test
 
 venv: $(VENV)/.installed
 
@@ -75,6 +75,22 @@ reliability: venv
 	@WXSUB_RELIABILITY=full $(PY) -m pytest -q -p no:cacheprovider tests/reliability; tests=$$?; \
 	echo; $(PY) -m bench.reliability; table=$$?; \
 	exit $$(( tests || table ))
+
+## sam-invoke: SAM CLI's own `sam local invoke FN` with EVENT (default events/<FN's>.json), in Docker,
+## against the local AWS and the sandbox; the event is filled with this run's values and the outcome checked.
+sam-invoke: venv $(SAM_VENV)/.installed
+	@test -n "$(FN)" || { echo "usage: make sam-invoke FN=<LogicalId> [EVENT=events/<file>.json]  (e.g. FN=LoginFunction)"; exit 2; }
+	$(PY) -m local.sam_local --sam $(SAM) --python312 "$(PY312)" invoke $(FN) $(EVENT)
+
+## sam-api: SAM CLI's own `sam local start-api` on 127.0.0.1:$${SAM_PORT:-3001}, in front of the local AWS and sandbox.
+sam-api: venv $(SAM_VENV)/.installed
+	$(PY) -m local.sam_local --sam $(SAM) --python312 "$(PY312)" api
+
+## sam-test: the SAM CLI suite (tests/sam): every function through sam local invoke and start-lambda,
+## the README's flow through start-api. Needs Docker (make test does not).
+sam-test: venv $(SAM_VENV)/.installed
+	WXSUB_SAM=$(SAM) WXSUB_PYTHON312="$(PY312)" $(PY) -m pytest -q -p no:cacheprovider \
+		-o addopts="-ra --strict-markers" tests/sam
 
 build: $(SAM_VENV)/.installed
 	PATH="$$(dirname $(PY312)):$$PATH" $(SAM) build

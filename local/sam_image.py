@@ -94,7 +94,14 @@ def lambda_image(python312: str, *, log: Callable[[str], None] = print) -> Lambd
 def recipe_digest(python312: str) -> str:
     """Changes when anything the stand-in is made from changes."""
     recipe = "\n".join(
-        (*DEBIAN_PACKAGES, *RUNTIME_PACKAGES, BOOTSTRAP, *IMAGE_ENV, *sorted(SKIPPED), _python_version(python312))
+        (
+            *DEBIAN_PACKAGES,
+            *RUNTIME_PACKAGES,
+            BOOTSTRAP,
+            *IMAGE_ENV,
+            *sorted(SKIPPED),
+            _python_version(python312),
+        )
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
@@ -151,7 +158,15 @@ def build_stand_in(tag: str, python312: str, *, log: Callable[[str], None] = pri
         (runtime / "bootstrap").chmod(0o755)
         (root / "var" / "task").mkdir(parents=True, exist_ok=True)
         (root / "opt").mkdir(exist_ok=True)
-        _run(["chroot", str(root), "/var/lang/bin/python3.12", "-c", "import awslambdaric, boto3, ssl, sqlite3"])
+        _run(
+            [
+                "chroot",
+                str(root),
+                "/var/lang/bin/python3.12",
+                "-c",
+                "import awslambdaric, boto3, ssl, sqlite3",
+            ]
+        )
         log(f"building {tag}: docker import...")
         changes = [f"ENV {item}" for item in IMAGE_ENV] + ["WORKDIR /var/task"]
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from local.policies import function_credentials
 from local.sam_image import ImageUnavailable, LambdaImage, architecture, lambda_image
 from local.stack import LocalStack
@@ -108,7 +110,9 @@ def bridge_gateway() -> str:
     Docker names it as the bridge's gateway, or (older daemons) only gives the subnet, whose
     first address the bridge interface holds.
     """
-    done = subprocess.run(["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=False
+    )
     try:
         config = json.loads(done.stdout)[0]["IPAM"]["Config"][0]
     except (ValueError, LookupError, TypeError):
@@ -118,7 +122,7 @@ def bridge_gateway() -> str:
         ) from None
     if config.get("Gateway"):
         return str(config["Gateway"])
-    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+    return str(ipaddress.ip_network(config["Subnet"]).network_address + 1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -139,7 +143,6 @@ class SamLocal:
     arch: str
     log: Log = print
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="wxsub-sam-")))
-    shared_credentials: bool = False  # start-api: one set of credentials for every function
 
     @property
     def built_template(self) -> Path:
@@ -167,8 +170,8 @@ class SamLocal:
 
     def credentials(self, function: str | None) -> tuple[str, str]:
         """What SAM CLI hands the function: its own key in the local AWS (checked against its
-        Policies), or the stack's one key when every function of start-api shares the process."""
-        if self.shared_credentials or function is None:
+        Policies); start-api runs every function from one process, so they share the stack's key."""
+        if function is None:
             return self.stack.credentials
         return function_credentials(function)
 
@@ -219,16 +222,62 @@ class SamLocal:
             check=False,
         )
         seconds = time.perf_counter() - started
-        return Invocation(function, _last_json(done.stdout), done.stdout, done.stderr, seconds, done.returncode)
+        return Invocation(
+            function, _last_json(done.stdout), done.stdout, done.stderr, seconds, done.returncode
+        )
 
     @contextlib.contextmanager
     def start_api(self, port: int, *, ready_timeout: float = 120) -> Iterator[str]:
-        """``sam local start-api`` on 127.0.0.1:``port`` until the block ends; yields its URL."""
-        log_path = self.work / "start-api.log"
+        """``sam local start-api`` on 127.0.0.1:``port`` until the block ends; yields its URL.
+
+        Containers stay warm between requests. The sandbox pushes WeChat's events to it meanwhile
+        (back to the stack's own API after)."""
+        with self._serve("start-api", port, ready_timeout) as url:
+            self._push_to(f"{url}/wechat/push")
+            try:
+                yield url
+            finally:
+                self._push_to(f"{self.stack.api_url}/wechat/push")
+
+    @contextlib.contextmanager
+    def start_lambda(
+        self, port: int, *, ready_timeout: float = 120
+    ) -> Iterator[Callable[[str, Any], Invocation]]:
+        """``sam local start-lambda`` (the Lambda Invoke API, containers kept warm) until the block
+        ends; yields ``invoke(function, event)``."""
+        with self._serve("start-lambda", port, ready_timeout) as url:
+            import boto3
+            from botocore.config import Config
+
+            key, secret = self.stack.credentials
+            client = boto3.client(
+                "lambda",
+                endpoint_url=url,
+                region_name=self.stack.region,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+                config=Config(read_timeout=300, retries={"max_attempts": 0}),
+            )
+
+            def invoke(function: str, event: Any) -> Invocation:
+                started = time.perf_counter()
+                answer = client.invoke(
+                    FunctionName=function, Payload=json.dumps(event, ensure_ascii=False).encode()
+                )
+                payload = answer["Payload"].read().decode()
+                seconds = time.perf_counter() - started
+                failed = 1 if answer.get("FunctionError") else 0
+                return Invocation(function, _last_json(payload), payload, "", seconds, failed)
+
+            yield invoke
+
+    @contextlib.contextmanager
+    def _serve(self, command: str, port: int, ready_timeout: float) -> Iterator[str]:
+        log_path = self.work / f"{command}.log"
         args = [
             self.sam,
             "local",
-            "start-api",
+            command,
             "--host",
             "127.0.0.1",
             "--port",
@@ -246,14 +295,13 @@ class SamLocal:
                 cwd=ROOT,
                 start_new_session=True,
             )
-        url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + ready_timeout
             while not _listening(port):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SamUnavailable(f"sam local start-api did not start:\n{_tail(log_path)}")
+                    raise SamUnavailable(f"sam local {command} did not start:\n{_tail(log_path)}")
                 time.sleep(0.3)
-            yield url
+            yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()  # SAM stops its warm containers on SIGTERM
             try:
@@ -262,8 +310,12 @@ class SamLocal:
                 process.kill()
                 process.wait()
 
-    def api_log(self) -> str:
-        path = self.work / "start-api.log"
+    def _push_to(self, push_url: str) -> None:
+        if self.stack.sandbox_url:
+            httpx.post(f"{self.stack.sandbox_url}/sandbox/config", json={"push_url": push_url}, timeout=10)
+
+    def served_log(self, command: str = "start-api") -> str:
+        path = self.work / f"{command}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -288,7 +340,9 @@ def sam_build(sam: str, python312: str, arch: str, build_dir: Path, *, log: Log 
     """``sam build`` of template.yaml for ``arch`` into ``build_dir`` (dependencies cached); seconds."""
     started = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(SAM_CLI_TELEMETRY="0", PATH=os.pathsep.join((str(Path(python312).parent), env.get("PATH", ""))))
+    env.update(
+        SAM_CLI_TELEMETRY="0", PATH=os.pathsep.join((str(Path(python312).parent), env.get("PATH", "")))
+    )
     done = subprocess.run(
         [
             sam,
@@ -339,8 +393,6 @@ def session(
     sam: str,
     python312: str,
     *,
-    push_url: Callable[[], str] | None = None,
-    shared_credentials: bool = False,
     parameters: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     log: Log = print,
@@ -356,7 +408,9 @@ def session(
         arch = architecture()
         build_dir = ROOT / ".aws-sam" / f"build-local-{arch}"
         sam_build(sam, python312, arch, build_dir, log=log)
-        stack_env = {k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("WECHAT_")}
+        stack_env = {
+            k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("WECHAT_")
+        }
         stack = LocalStack(
             ROOT / "template.yaml",
             env=stack_env,
@@ -364,16 +418,12 @@ def session(
             schedules=False,
             pollers=False,
             parameters=parameters,
-            least_privilege=not shared_credentials,
-            push_url=push_url() if push_url else None,
         )
         existing = set(_leftover_containers(image.name))
         runner: SamLocal | None = None
         try:
             with stack:
-                runner = SamLocal(
-                    sam, python312, stack, image, build_dir, arch, log=log, shared_credentials=shared_credentials
-                )
+                runner = SamLocal(sam, python312, stack, image, build_dir, arch, log=log)
                 yield runner
         finally:
             for container in set(_leftover_containers(image.name)) - existing:
@@ -409,16 +459,16 @@ def main(argv: list[str] | None = None) -> int:
             with session(args.sam, args.python312) as runner:
                 if args.function not in runner.stack.description.functions:
                     known = ", ".join(runner.stack.description.functions)
-                    print(f"sam-invoke: no function {args.function} in template.yaml ({known})", file=sys.stderr)
+                    print(
+                        f"sam-invoke: no function {args.function} in template.yaml ({known})", file=sys.stderr
+                    )
                     return 2
                 outcome = sam_events.run(runner, args.function, json.loads(event_path.read_text()))
                 print(outcome.report())
                 ok = outcome.ok
         else:
             port = args.port
-            with session(
-                args.sam, args.python312, push_url=lambda: f"http://127.0.0.1:{port}/wechat/push", shared_credentials=True
-            ) as runner, runner.start_api(port) as url:
+            with session(args.sam, args.python312) as runner, runner.start_api(port) as url:
                 print(sam_events.api_banner(runner, url), flush=True)
                 stop = StopRequest()
                 signal.signal(signal.SIGTERM, stop)
