@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -156,5 +157,6 @@ def _doc_examples() -> Any:
     spec = importlib.util.spec_from_file_location("doc_examples", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
