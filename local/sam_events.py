@@ -503,6 +503,8 @@ def api_banner(runner: SamLocal, url: str) -> str:
             f"sam local start-api: {url}  (SAM's local API does not check IAM: any or no signature passes)",
             f"  AWS      {stack.aws_endpoint}  (moto, resources from template.yaml)",
             f"  WeChat   {stack.sandbox_url}  (sandbox, AppID {stack.appid}; pushes go to {url}/wechat/push)",
+            "  schedules, queues and the deliveries stream run in the local stack's own workers"
+            " (SAM CLI serves only the HTTP routes)",
             f"  {runner.image.note}",
             f"export WXSUB_API_URL={url} WXSUB_SANDBOX_URL={stack.sandbox_url}",
             "Ctrl-C stops it (and the containers, the local AWS and the sandbox).",

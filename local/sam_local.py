@@ -395,9 +395,14 @@ def session(
     *,
     parameters: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    background: bool = False,
     log: Log = print,
 ) -> Iterator[SamLocal]:
-    """Docker, the image, the build and the local stack, all stopped and cleaned up at the end."""
+    """Docker, the image, the build and the local stack, all stopped and cleaned up at the end.
+
+    With ``background`` the stack also runs what SAM CLI does not: the schedules (token refresh,
+    template sync, the settle sweep) and the queue and stream consumers, in its own workers.
+    """
     with docker_daemon(log):
         gateway = bridge_gateway()
         try:
@@ -415,8 +420,8 @@ def session(
             ROOT / "template.yaml",
             env=stack_env,
             host=gateway,
-            schedules=False,
-            pollers=False,
+            schedules=background,
+            pollers=background,
             parameters=parameters,
         )
         existing = set(_leftover_containers(image.name))
@@ -468,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                 ok = outcome.ok
         else:
             port = args.port
-            with session(args.sam, args.python312) as runner, runner.start_api(port) as url:
+            with session(args.sam, args.python312, background=True) as runner, runner.start_api(port) as url:
                 print(sam_events.api_banner(runner, url), flush=True)
                 stop = StopRequest()
                 signal.signal(signal.SIGTERM, stop)

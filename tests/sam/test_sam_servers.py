@@ -6,13 +6,10 @@ a backend would against AWS.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -124,39 +121,3 @@ def test_each_function_cold_then_warm_through_sam_local_start_lambda(
     figures.append((function, "start-lambda second invocation (warm)", runs[1].seconds))
     assert first.ok, first.report()
     assert second.ok, second.report()
-
-
-# the README's walk-through, pasted into one terminal whose WXSUB_API_URL is `make sam-api`'s
-README_FLOW = ("login", "grant", "send", "receipt", "idempotency", "templates")
-
-
-def test_the_readmes_own_commands_run_against_sam_local_start_api(
-    fresh: SamLocal, served_api: str, tmp_path: Path
-) -> None:
-    docs = _doc_examples()
-    blocks = {block.name: block for block in docs.read_blocks("README.md")}
-    env = docs.user_env(WXSUB_API_URL=served_api, WXSUB_SANDBOX_URL=fresh.stack.sandbox_url or "")
-    terminal = docs.Terminal(tmp_path, env)
-    fresh.stack.run_schedule("RefreshTokenFunction")
-    fresh.stack.run_schedule("SyncTemplatesFunction")
-
-    outputs = {}
-    for name in README_FLOW:
-        ran = terminal.run(blocks[name].code, timeout=300)
-        assert ran.returncode == 0, f"README.md:{name}\n{ran}"
-        outputs[name] = ran.stdout
-
-    assert '"status": "sent"' in outputs["send"].replace('":"', '": "')
-    assert '"delivered"' in outputs["receipt"]
-    assert outputs["idempotency"].count("no_grant") == 2
-
-
-def _doc_examples() -> Any:
-    """tests/integration/doc_examples.py: reads the README's marked blocks and runs them as a reader."""
-    path = Path(__file__).resolve().parents[1] / "integration" / "doc_examples.py"
-    spec = importlib.util.spec_from_file_location("doc_examples", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
