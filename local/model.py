@@ -267,7 +267,8 @@ def _name_resources(
 def _name_other(
     kind: str, lid: str, given: Callable[[str, str], str], region: str, stack: str
 ) -> dict[str, Any] | None:
-    """Resources only referred to by name or ARN locally: event buses and IAM roles."""
+    """Resources only referred to by name or ARN locally: event buses, IAM roles, and what only AWS
+    runs (log groups, alarms, dashboards), named so the template resolves."""
     if kind == "AWS::Events::EventBus":
         name = given("Name", f"{stack}-{lid}")
         return {"Ref": name, "Name": name, "Arn": f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{name}"}
@@ -275,6 +276,14 @@ def _name_other(
         name = given("RoleName", f"{stack}-{lid}")
         arn = f"arn:aws:iam::{ACCOUNT_ID}:role{given('Path', '/')}{name}"
         return {"Ref": name, "Arn": arn, "RoleId": f"AROA{lid.upper()[:17]}"}
+    if kind == "AWS::Logs::LogGroup":
+        name = given("LogGroupName", f"{stack}-{lid}")
+        return {"Ref": name, "Arn": f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{name}:*"}
+    if kind == "AWS::CloudWatch::Alarm":
+        name = given("AlarmName", f"{stack}-{lid}")
+        return {"Ref": name, "Arn": f"arn:aws:cloudwatch:{region}:{ACCOUNT_ID}:alarm:{name}"}
+    if kind == "AWS::CloudWatch::Dashboard":
+        return {"Ref": given("DashboardName", f"{stack}-{lid}")}
     return None
 
 

@@ -21,6 +21,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info(
         "access token checked", changed=result.changed, expires_in=result.expires_in, job=event.get("job")
     )
+    # the token's time left, each minute: an alarm fires when it runs low or stops being reported
+    metrics.add_metric(name="AccessTokenSecondsLeft", unit="Seconds", value=result.expires_in)
     if result.changed:
         metrics.add_metric(name="AccessTokenRotated", unit="Count", value=1)
     return {"changed": result.changed, "expires_in": result.expires_in}

@@ -451,3 +451,82 @@ def _in_background(call: Callable[[], httpx.Response]) -> Callable[[], httpx.Res
         return box[0]
 
     return result
+
+
+# -- what the alarms watch -------------------------------------------------------------------------
+
+
+def test_every_alarm_on_a_wxsub_metric_watches_one_the_functions_emit(
+    stack: LocalStack, backend, api: httpx.Client, subscriber: tuple[str, str]
+) -> None:
+    """An alarm on a metric nobody emits never fires: each alarm and dashboard metric of the
+    template's own namespace (name and dimensions) must appear in the functions' EMF output."""
+    openid, _ = subscriber
+    accept(stack, openid)
+    accept(stack, openid)
+    settle_pushes(stack)
+    with sandbox(stack) as sb:
+        sb.post("/sandbox/tokens/invalidate", json={}).raise_for_status()
+    stack.run_schedule("RefreshTokenFunction")  # a new token: rotated, and its time left
+    sent = backend("sent-1").post("/messages", json=message(openid))
+    sandbox_fault(stack, errcode=45009)  # the daily quota is spent
+    quota = backend("quota-1").post("/messages", json=message(openid))
+    sandbox_fault(stack, hang=WECHAT_TIMEOUT + 1)  # no answer: unknown, then given up by the sweep
+    unknown = backend("unknown-1").post("/messages", json=message(openid))
+    sweep_after_window(stack)
+
+    emitted = _emitted_metrics(stack.logs())
+    watched = _watched_metrics(ROOT / "template.yaml")
+
+    assert sent.status_code == 200, sent.text
+    assert (quota.status_code, quota.json()["error"]) == (429, "quota_exhausted")
+    assert unknown.status_code == 504
+    assert {name for name, _ in watched} >= {
+        "AccessTokenSecondsLeft",
+        "WeChatErrors",
+        "UnknownSendsGivenUp",
+        "MessagesSent",
+        "Logins",
+        "PushesApplied",
+    }
+    assert sorted(watched - emitted) == []
+
+
+def _emitted_metrics(lines: list[str]) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    """(metric, its dimensions with their values) of every EMF record the functions printed."""
+    found = set()
+    for line in lines:
+        start = line.find('{"_aws"')
+        if start < 0:
+            continue
+        record = json.loads(line[start:])
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            if directive["Namespace"] != "wxsub":
+                continue
+            for names in directive["Dimensions"]:
+                dims = frozenset((name, str(record[name])) for name in names)
+                found |= {(metric["Name"], dims) for metric in directive["Metrics"]}
+    return found
+
+
+def _watched_metrics(template: Path) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    """The wxsub-namespace metrics the template's alarms and dashboard watch."""
+    from local.template import load_yaml
+
+    resources = load_yaml(template)["Resources"]
+    watched = set()
+    for resource in resources.values():
+        props = resource.get("Properties") or {}
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and props.get("Namespace") == "wxsub":
+            dims = frozenset((d["Name"], str(d["Value"])) for d in props["Dimensions"])
+            watched.add((props["MetricName"], dims))
+        if resource["Type"] == "AWS::CloudWatch::Dashboard":
+            for widget in json.loads(props["DashboardBody"]["Fn::Sub"])["widgets"]:
+                namespace = ""
+                for row in widget["properties"].get("metrics", []):
+                    if not isinstance(row[0], str):
+                        continue  # an expression (the SEARCH of WeChatErrors by errcode)
+                    namespace = namespace if row[0] == "." else row[0]
+                    if namespace == "wxsub":  # [namespace, name, "service", "wxsub", {options}?]
+                        watched.add((row[1], frozenset({("service", "wxsub")})))
+    return watched

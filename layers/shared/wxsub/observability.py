@@ -15,6 +15,7 @@ import re
 import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 logger = Logger()
 # Only what wxsub calls is traced: AWS (botocore) and WeChat (httpx). Patching every library the
@@ -24,6 +25,13 @@ metrics = Metrics()
 
 # An invocation with nothing to count (a refresh that changed nothing) is normal, not a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+def count_wechat_error(errcode: int) -> None:
+    """One WeChat answer with a non-zero errcode, as ``WeChatErrors`` by ``errcode`` (the dashboard
+    shows them by errcode; an alarm watches 45009, the daily quota spent)."""
+    with single_metric(name="WeChatErrors", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="errcode", value=str(errcode))
+
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 

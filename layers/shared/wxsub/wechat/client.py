@@ -19,6 +19,8 @@ from typing import Any
 import certifi
 import httpx
 
+from wxsub.observability import count_wechat_error
+
 
 class ErrorKind(StrEnum):
     TOKEN = "token"  # noqa: S105 - a kind of error, not a credential. The access token is invalid, superseded or expired: re-read and retry once
@@ -158,5 +160,6 @@ def check(response: httpx.Response) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise WeChatAmbiguous("WeChat answered with a malformed errcode") from None
     if errcode != 0:
+        count_wechat_error(errcode)
         raise WeChatApiError(errcode, str(body.get("errmsg", "")))
     return body

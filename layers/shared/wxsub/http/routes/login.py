@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field
 
 from wxsub import wiring
 from wxsub.http.models import error_responses
+from wxsub.observability import metrics
 
 router = Router()
 
@@ -30,4 +31,5 @@ class LoginAnswer(BaseModel):
 )
 def login(body: LoginBody) -> LoginAnswer:
     result = wiring.login_service().login(body.code)
+    metrics.add_metric(name="Logins", unit="Count", value=1)
     return LoginAnswer(token=result.token, openid=result.openid, expires_in=result.expires_in)
