@@ -259,13 +259,20 @@ def _subscriptions(setup: Setup, event: Any) -> tuple[Any, Check]:
     return prepared, check
 
 
-def _send_message(setup: Setup, event: Any) -> tuple[Any, Check]:
+def _to_granted_user(setup: Setup, event: Any) -> tuple[Any, str]:
+    """A send or campaign event addressed to a user who granted the template, with this
+    minute's data and a key of its own: (the event, the openid)."""
     openid = setup.granted_user()
     prepared = _replace(event, {"OPENID": openid, "TEMPLATE_ID": ONE_TIME})
     body = json.loads(prepared["body"])
     body["data"] = order_shipped_data()
     prepared["body"] = json.dumps(body, ensure_ascii=False)
     prepared["headers"]["idempotency-key"] = f"sam-{uuid.uuid4().hex[:12]}"
+    return prepared, openid
+
+
+def _send_message(setup: Setup, event: Any) -> tuple[Any, Check]:
+    prepared, openid = _to_granted_user(setup, event)
 
     def check(inv: Invocation) -> list[str]:
         answer = _body(inv.result, 200)
@@ -358,12 +365,7 @@ def _settle(setup: Setup, event: Any) -> tuple[Any, Check]:
 
 
 def _campaigns(setup: Setup, event: Any) -> tuple[Any, Check]:
-    openid = setup.granted_user()
-    prepared = _replace(event, {"OPENID": openid, "TEMPLATE_ID": ONE_TIME})
-    body = json.loads(prepared["body"])
-    body["data"] = order_shipped_data()
-    prepared["body"] = json.dumps(body, ensure_ascii=False)
-    prepared["headers"]["idempotency-key"] = f"sam-{uuid.uuid4().hex[:12]}"
+    prepared, _ = _to_granted_user(setup, event)
 
     def check(inv: Invocation) -> list[str]:
         answer = _body(inv.result, 202)
