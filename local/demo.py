@@ -68,6 +68,20 @@ class Target:
     ssm_parameter: str = "/wxsub/dev/access-token"
     refresh: Callable[[], Any] | None = None
 
+    @classmethod
+    def of(cls, stack: LocalStack) -> Target:
+        """A stack started here: its refresher may be run and its token record read."""
+        assert stack.sandbox_url is not None
+        return cls(
+            stack.api_url,
+            stack.sandbox_url,
+            stack.credentials,
+            stack.region,
+            stack.aws_endpoint,
+            str(stack.description.parameters["AccessTokenParam"]),
+            lambda: stack.run_schedule("RefreshTokenFunction"),
+        )
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -392,16 +406,7 @@ def _own_stack() -> tuple[LocalStack, Target]:
     print("Starting the local stack on free ports (moto, the WeChat sandbox, the API)...", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")}
     stack = LocalStack(TEMPLATE, env=env).start()
-    assert stack.sandbox_url is not None
-    target = Target(
-        stack.api_url,
-        stack.sandbox_url,
-        stack.credentials,
-        stack.region,
-        stack.aws_endpoint,
-        str(stack.description.parameters["AccessTokenParam"]),
-        lambda: stack.run_schedule("RefreshTokenFunction"),
-    )
+    target = Target.of(stack)
     print(f"   API {target.api}, AWS {stack.aws_endpoint}, WeChat sandbox {target.sandbox}", flush=True)
     return stack, target
 

@@ -292,16 +292,7 @@ def test_the_demo_shows_a_token_rotation_without_the_token(
     docs_stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a stack of the demo's own, whose refresher it may run and whose sandbox clock it may move
-    assert docs_stack.sandbox_url is not None
-    target = Target(
-        docs_stack.api_url,
-        docs_stack.sandbox_url,
-        docs_stack.credentials,
-        docs_stack.region,
-        docs_stack.aws_endpoint,
-        str(docs_stack.description.parameters["AccessTokenParam"]),
-        lambda: docs_stack.run_schedule("RefreshTokenFunction"),
-    )
+    target = Target.of(docs_stack)
 
     # When the demo runs
     sent = run(target)
