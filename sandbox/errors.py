@@ -2,7 +2,8 @@
 
 Every errmsg ends with `` rid: xxxxxxxx-xxxxxxxx-xxxxxxxx`` (wechat-api.md §0: three groups of
 8 hex digits; the first one here is the sandbox clock in hex). Texts follow the observed
-responses of wechat-api.md; codes the fact base gives no text for get a plain description.
+responses of wechat-api.md; codes the fact base gives no text for get a plain description
+(the template codes of §5 have only the official Chinese meanings, rendered here in English).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import secrets
 
 MESSAGES: dict[int, str] = {
     -1: "system error",
+    20002: "invalid args",
     40001: (
         "invalid credential, access_token is invalid or not latest, could get access_token by "
         "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r"
@@ -41,6 +43,16 @@ MESSAGES: dict[int, str] = {
     45168: "hit sensitive word",
     47001: "data format error",
     47003: "argument invalid!",
+    200002: "invalid args",
+    200012: "private template count reaches the limit",
+    200014: "invalid tid",
+    200016: "invalid start",
+    200017: "invalid limit",
+    200018: "category ids missing",
+    200019: "invalid category ids",
+    200020: "invalid kidList",
+    200021: "invalid sceneDesc",
+    200022: "a template with the same title and keywords already exists",
 }
 
 

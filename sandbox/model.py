@@ -55,6 +55,7 @@ class Config:
     ``pages`` None means no page list: any ``page`` is accepted. ``daily_quota`` None means
     no quota. ``push_timeout`` and ``push_attempts`` follow wechat-api.md §7.8 (5 s, 3 tries).
     ``latency`` holds every WeChat-API answer that many real seconds (control calls are not held).
+    ``template_limit`` caps the private templates addtemplate may reach (25, wechat-api.md §5.4).
     """
 
     appid: str = DEFAULT_APPID
@@ -73,6 +74,7 @@ class Config:
     pages: list[str] | None = None
     daily_quota: int | None = None
     latency: float = 0.0
+    template_limit: int = 25
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent setting."""
@@ -90,6 +92,8 @@ class Config:
         _check(self.push_timeout > 0 and self.push_attempts >= 1, "push_timeout > 0 and push_attempts >= 1")
         _check(self.daily_quota is None or self.daily_quota >= 0, "daily_quota must be >= 0")
         _check(_is_number(self.latency) and self.latency >= 0, "latency must be a number of seconds >= 0")
+        limit_ok = isinstance(self.template_limit, int) and not isinstance(self.template_limit, bool)
+        _check(limit_ok and self.template_limit >= 0, "template_limit must be an integer >= 0")
         if self.push_aes_key is not None:
             crypto.aes_key(self.push_aes_key)
         if self.push_url is not None:
@@ -117,6 +121,7 @@ class Config:
             "pages": self.pages,
             "daily_quota": self.daily_quota,
             "latency": self.latency,
+            "template_limit": self.template_limit,
         }
 
 

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox import control, push, wechat
+from sandbox import control, newtmpl, push, wechat
 from sandbox.errors import WeChatError, error_body
 from sandbox.faults import lost_answer
 from sandbox.model import (
@@ -58,6 +58,11 @@ WECHAT_ROUTES: dict[str, WeChatHandler] = {
     "/cgi-bin/stable_token": wechat.stable_token,
     "/cgi-bin/message/subscribe/send": wechat.send,
     "/wxaapi/newtmpl/gettemplate": wechat.gettemplate,
+    "/wxaapi/newtmpl/getcategory": newtmpl.getcategory,
+    "/wxaapi/newtmpl/getpubtemplatetitles": newtmpl.getpubtemplatetitles,
+    "/wxaapi/newtmpl/getpubtemplatekeywords": newtmpl.getpubtemplatekeywords,
+    "/wxaapi/newtmpl/addtemplate": newtmpl.addtemplate,
+    "/wxaapi/newtmpl/deltemplate": newtmpl.deltemplate,
 }
 
 

@@ -1,5 +1,7 @@
 """The WeChat endpoints the sandbox stands in for (wechat-api.md §1, §2, §3, §5.6).
 
+The other template endpoints of §5 are in ``sandbox.newtmpl``.
+
 Each handler runs under the state lock, raises WeChatError for an errcode answer and returns
 the success Reply. Order of checks, where WeChat's own order is unknown:
 
@@ -48,7 +50,8 @@ def _credentials(config: Config, appid: Any, secret: Any, grant_type: Any, expec
         raise WeChatError(40125)
 
 
-def _json_object(req: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
+def json_object(req: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body as a JSON object: 44002 when empty (unless ``empty`` stands in), 47001 when not one."""
     if not req.body.strip():
         if empty is not None:
             return empty
@@ -62,7 +65,8 @@ def _json_object(req: Request, *, empty: dict[str, Any] | None = None) -> dict[s
     return body
 
 
-def _access_token(state: State, req: Request) -> None:
+def check_token(state: State, req: Request) -> None:
+    """The access-token check of every token API: 41001 missing, then 40014/42001/40001."""
     value = req.query.get("access_token")
     if not value:
         raise WeChatError(41001)
@@ -102,7 +106,7 @@ def get_token(state: State, req: Request) -> Reply:
 def stable_token(state: State, req: Request) -> Reply:
     if req.method != "POST":
         raise WeChatError(43002)
-    body = _json_object(req, empty={})
+    body = json_object(req, empty={})
     appid, secret, grant_type = body.get("appid"), body.get("secret"), body.get("grant_type")
     _credentials(state.config, appid, secret, grant_type, "client_credential")
     token = state.tokens.fetch_stable(force=body.get("force_refresh") is True)
@@ -113,7 +117,7 @@ def stable_token(state: State, req: Request) -> Reply:
 def gettemplate(state: State, req: Request) -> Reply:
     if req.method != "GET":
         return not_found()
-    _access_token(state, req)
+    check_token(state, req)
     data = [template.to_json() for template in state.templates.values()]
     return json_reply({"errcode": 0, "errmsg": "ok", "data": data}, errcode=0, wechat=True)
 
@@ -121,8 +125,8 @@ def gettemplate(state: State, req: Request) -> Reply:
 def send(state: State, req: Request) -> Reply:
     if req.method != "POST":
         raise WeChatError(43002)
-    _access_token(state, req)
-    body = _json_object(req)
+    check_token(state, req)
+    body = json_object(req)
     quota = state.config.daily_quota
     if quota is not None and state.sends_by_day.get(state.day(), 0) >= quota:
         raise WeChatError(45009)
