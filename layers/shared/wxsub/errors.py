@@ -99,6 +99,20 @@ class UnknownTemplate(WxsubError):
     status, code = 422, "unknown_template"
 
 
+class InvalidTemplate(WxsubError):
+    """A template the library cannot make: unknown title, keywords or scene (WeChat's 2000xx)."""
+
+    status, code = 422, "invalid_template"
+
+
+class TemplateExists(WxsubError):
+    status, code = 409, "template_exists"
+
+
+class TemplateLimitReached(WxsubError):
+    status, code = 409, "template_limit_reached"
+
+
 class InvalidPage(WxsubError):
     status, code = 422, "invalid_page"
 

@@ -26,6 +26,7 @@ metrics = Metrics()
 # An invocation with nothing to count (a refresh that changed nothing) is normal, not a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
+
 def count_wechat_error(errcode: int) -> None:
     """One WeChat answer with a non-zero errcode, as ``WeChatErrors`` by ``errcode`` (the dashboard
     shows them by errcode; an alarm watches 45009, the daily quota spent)."""

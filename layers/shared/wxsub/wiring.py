@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from wxsub.services.campaigns import CampaignService
     from wxsub.services.expand import Expander
     from wxsub.services.idempotent import IdempotentSends
+    from wxsub.services.library import TemplateLibrary
     from wxsub.services.login import LoginService
     from wxsub.services.push import PushService
     from wxsub.services.send import SendService
@@ -217,6 +218,14 @@ def template_sync() -> TemplateSync:
     from wxsub.wechat.api.subscribe import SubscribeApi
 
     return TemplateSync(SubscribeApi(transport()), token_provider(), template_store())
+
+
+@cache
+def template_library() -> TemplateLibrary:
+    from wxsub.services.library import TemplateLibrary
+    from wxsub.wechat.api.library import LibraryApi
+
+    return TemplateLibrary(LibraryApi(transport()), token_provider(), template_sync(), template_store())
 
 
 @cache
