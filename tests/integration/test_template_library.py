@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from wx_flows import accept, inbox, login, sandbox, settle_pushes
+from wx_flows import ONE_TIME, VALID_DATA, accept, inbox, login, sandbox, settle_pushes
 
 from local.stack import LocalStack
+from sandbox import SEEDED_ONE_TIME_2 as ONE_TIME_2
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,13 @@ def test_a_library_title_is_added_sent_with_and_deleted(
     chosen = detail["keywords"][1:4]
 
     added = backend.post(
-        "/templates", json={"tid": title["tid"], "kids": [k["kid"] for k in chosen], "scene": "订单付款"}
+        "/templates",
+        json={
+            "tid": title["tid"],
+            "kids": [k["kid"] for k in chosen],
+            "scene": "订单付款",
+            "alias": "order_paid",
+        },
     )
     template_id = added.json()["template_id"]
     listed = {t["template_id"]: t for t in backend.get("/templates").json()["templates"]}
@@ -47,21 +54,26 @@ def test_a_library_title_is_added_sent_with_and_deleted(
     accept(reset_stack, openid, template_id)  # two one-time grants: one is left when it is deleted
     settle_pushes(reset_stack)
     data = {key: keyword["example"] for key, keyword in zip(keys, chosen, strict=True)}
-    sent = backend.post("/messages", json={"openid": openid, "template_id": template_id, "data": data})
-    deleted = backend.delete(f"/templates/{template_id}")
-    after = backend.post("/messages", json={"openid": openid, "template_id": template_id, "data": data})
+    sent = backend.post("/messages", json={"openid": openid, "template": "order_paid", "data": data})
+    deleted = backend.delete("/templates/order_paid")
+    after = backend.post("/messages", json={"openid": openid, "template": "order_paid", "data": data})
+    by_id = backend.post("/messages", json={"openid": openid, "template_id": template_id, "data": data})
 
     assert len(categories) >= 3 and all({"id", "name"} <= set(c) for c in categories)
     assert (title["type"], detail["title"]) == ("one_time", PAID)
     assert all({"kid", "name", "example", "rule"} <= set(k) for k in detail["keywords"])
     assert added.status_code == 201, added.text
-    assert (added.json()["title"], len(keys)) == (PAID, 3)
+    assert (added.json()["title"], added.json()["alias"], len(keys)) == (PAID, "order_paid", 3)
+    assert listed[template_id]["alias"] == "order_paid"
     assert [k["rule"] for k in listed[template_id]["keywords"]] == [k["rule"] for k in chosen]
     assert sent.status_code == 200 and sent.json()["status"] == "sent", sent.text
     assert [m["template_id"] for m in inbox(reset_stack, openid)] == [template_id]
     assert deleted.json() == {"deleted": template_id}
     assert template_id not in {t["template_id"] for t in backend.get("/templates").json()["templates"]}
     assert (after.status_code, after.json()["error"]) == (422, "unknown_template"), after.text
+    assert "order_paid" in after.json()["message"]
+    assert (by_id.status_code, by_id.json()["error"]) == (422, "unknown_template"), by_id.text
+    assert len(inbox(reset_stack, openid)) == 1
 
 
 def test_a_search_pages_through_every_title_of_the_chosen_categories(
@@ -142,3 +154,40 @@ def test_deleting_a_template_the_account_lacks_is_a_422(
     answer = signed().delete("/templates/NoSuchTemplate0000000000000000000000000000")
 
     assert (answer.status_code, answer.json()["error"]) == (422, "invalid_template"), answer.text
+
+
+def test_any_registry_template_takes_an_alias_which_sends_and_campaigns_accept(
+    reset_stack: LocalStack, signed: Callable[..., httpx.Client], api: httpx.Client
+) -> None:
+    """A template added in the console (the sandbox's seeded one) is named, renamed, and used by name;
+    an alias is one template's at a time."""
+    backend = signed()
+    named = backend.put(f"/templates/{ONE_TIME}/alias", json={"alias": "shipped"})
+    renamed = backend.put(f"/templates/{ONE_TIME}/alias", json={"alias": "order_shipped"})
+    taken = backend.put(f"/templates/{ONE_TIME_2}/alias", json={"alias": "order_shipped"})
+    unknown = backend.put(
+        "/templates/NoSuchTemplate00000000000000000000000000000/alias", json={"alias": "x1"}
+    )
+    malformed = backend.put(f"/templates/{ONE_TIME}/alias", json={"alias": "Order-Shipped"})
+    openid, _ = login(reset_stack, api)
+    accept(reset_stack, openid, ONE_TIME)
+    settle_pushes(reset_stack)
+    message = {"openid": openid, "template": "order_shipped", "data": VALID_DATA}
+    sent = backend.post("/messages", json=message)
+    old_name = backend.post("/messages", json=message | {"template": "shipped"})
+    both = backend.post("/messages", json=message | {"template_id": ONE_TIME})
+    campaign = backend.post(
+        "/campaigns",
+        json={"template": "order_shipped", "data": VALID_DATA, "audience": {"openids": [openid]}},
+    )
+
+    assert named.status_code == 200 and named.json()["alias"] == "shipped", named.text
+    assert renamed.json()["alias"] == "order_shipped"
+    assert (taken.status_code, taken.json()["error"]) == (409, "alias_taken"), taken.text
+    assert (unknown.status_code, unknown.json()["error"]) == (422, "unknown_template"), unknown.text
+    assert malformed.status_code == 422, malformed.text
+    assert sent.status_code == 200 and sent.json()["status"] == "sent", sent.text
+    assert [m["template_id"] for m in inbox(reset_stack, openid)] == [ONE_TIME]
+    assert (old_name.status_code, old_name.json()["error"]) == (422, "unknown_template")
+    assert both.status_code == 422 and "either template_id or template" in both.text, both.text
+    assert campaign.status_code == 202 and campaign.json()["template_id"] == ONE_TIME, campaign.text

@@ -109,6 +109,10 @@ class TemplateExists(WxsubError):
     status, code = 409, "template_exists"
 
 
+class AliasTaken(WxsubError):
+    status, code = 409, "alias_taken"
+
+
 class TemplateLimitReached(WxsubError):
     status, code = 409, "template_limit_reached"
 

@@ -11,6 +11,7 @@ whole response bodies at DEBUG, decrypted SecureStrings included, so it is held 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 
@@ -30,7 +31,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 def count_wechat_error(errcode: int) -> None:
     """One WeChat answer with a non-zero errcode, as ``WeChatErrors`` by ``errcode`` (the dashboard
     shows them by errcode; an alarm watches 45009, the daily quota spent)."""
-    with single_metric(name="WeChatErrors", unit=MetricUnit.Count, value=1) as metric:
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "wxsub"
+    with single_metric(name="WeChatErrors", unit=MetricUnit.Count, value=1, namespace=namespace) as metric:
         metric.add_dimension(name="errcode", value=str(errcode))
 
 

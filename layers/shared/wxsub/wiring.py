@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from wxsub.services.tokens import TokenProvider, TokenRefresher
     from wxsub.services.worker import SendWorker
     from wxsub.sessions import SessionSigner
+    from wxsub.stores.aliases import TemplateAliases
     from wxsub.stores.campaigns import CampaignStore
     from wxsub.stores.deliveries import Deliveries
     from wxsub.stores.grants import GrantLedger
@@ -218,6 +219,13 @@ def template_sync() -> TemplateSync:
     from wxsub.wechat.api.subscribe import SubscribeApi
 
     return TemplateSync(SubscribeApi(transport()), token_provider(), template_store())
+
+
+@cache
+def template_aliases() -> TemplateAliases:
+    from wxsub.stores.aliases import TemplateAliases
+
+    return TemplateAliases(table(settings().need("state_table")))
 
 
 @cache

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+# a template's alias (PUT /templates/{id}/alias), accepted where a template_id is
+TemplateAlias = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class NamesATemplate(Protocol):
+    template_id: str | None
+    template: str | None
+
+
+def one_template[M: NamesATemplate](body: M) -> M:
+    """A body's check that it names its template once: by ``template_id`` or by ``template`` (alias)."""
+    if (body.template_id is None) == (body.template is None):
+        raise ValueError("give either template_id or template (an alias), not both or neither")
+    return body
+
+
+def resolved_template(template_id: str | None, alias: str | None) -> str:
+    """The template id a body names, its alias resolved (422 unknown_template when no template has it)."""
+    if template_id is not None:
+        return template_id
+    from wxsub import wiring
+
+    assert alias is not None, "one_template() checked the body"
+    return wiring.template_aliases().resolve(alias)
 
 
 class ErrorBody(BaseModel):

@@ -18,7 +18,7 @@ from pydantic import (
 
 from wxsub import wiring
 from wxsub.http.app import json_response
-from wxsub.http.models import IAM, error_responses
+from wxsub.http.models import IAM, TemplateAlias, error_responses, one_template, resolved_template
 from wxsub.http.routes.messages import DataValue, Keyword
 from wxsub.services.campaigns import CampaignSpec, Recipient, Window
 
@@ -74,7 +74,10 @@ class WindowBody(BaseModel):
 
 class CampaignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    template_id: str = Field(min_length=1, max_length=128)
+    template_id: str | None = Field(default=None, min_length=1, max_length=128)
+    template: TemplateAlias | None = Field(
+        default=None, description="A template's alias, in place of template_id"
+    )
     data: Data = Field(default_factory=dict, description="Shared keyword values for every recipient")
     page: str | None = Field(default=None, max_length=1024)
     miniprogram_state: Literal["developer", "trial", "formal"] | None = None
@@ -84,6 +87,8 @@ class CampaignBody(BaseModel):
     )
     send_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with an offset or Z")
     window: WindowBody | None = None
+
+    _one_template = model_validator(mode="after")(one_template)
 
     def to_spec(self) -> CampaignSpec:
         audience: str | tuple[Recipient, ...]
@@ -97,7 +102,7 @@ class CampaignBody(BaseModel):
             audience = self.audience
         window = Window(self.window.start, self.window.end, self.window.tz) if self.window else None
         return CampaignSpec(
-            template_id=self.template_id,
+            template_id=resolved_template(self.template_id, self.template),
             data=_plain(self.data),
             audience=audience,
             page=self.page,

@@ -5,12 +5,12 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from wxsub import wiring
 from wxsub.errors import NotFound
 from wxsub.http.app import json_response
-from wxsub.http.models import IAM, error_responses
+from wxsub.http.models import IAM, TemplateAlias, error_responses, one_template, resolved_template
 from wxsub.services.idempotent import send_idempotently
 from wxsub.services.send import SendRequest
 
@@ -27,7 +27,10 @@ class DataValue(BaseModel):
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     openid: str = Field(min_length=1, max_length=128)
-    template_id: str = Field(min_length=1, max_length=128)
+    template_id: str | None = Field(default=None, min_length=1, max_length=128)
+    template: TemplateAlias | None = Field(
+        default=None, description="A template's alias, in place of template_id"
+    )
     data: dict[Keyword, str | DataValue] = Field(
         min_length=1, description='Keyword → value, as "thing1": "..." or "thing1": {"value": "..."}'
     )
@@ -41,11 +44,13 @@ class SendBody(BaseModel):
         default="enforce", description="ignore: call WeChat even when the ledger holds no grant"
     )
 
+    _one_template = model_validator(mode="after")(one_template)
+
     def to_request(self) -> SendRequest:
         data = {k: v.value if isinstance(v, DataValue) else v for k, v in self.data.items()}
         return SendRequest(
             openid=self.openid,
-            template_id=self.template_id,
+            template_id=resolved_template(self.template_id, self.template),
             data=data,
             page=self.page,
             miniprogram_state=self.miniprogram_state,

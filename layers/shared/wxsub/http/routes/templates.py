@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from wxsub import wiring
-from wxsub.http.models import IAM, error_responses
+from wxsub.errors import UnknownTemplate
+from wxsub.http.models import IAM, TemplateAlias, error_responses
 
 router = Router()
 
@@ -21,7 +22,9 @@ router = Router()
     responses=error_responses(403, 503),
 )
 def list_templates() -> dict[str, Any]:
-    return {"templates": [t.to_json() for t in wiring.template_store().all()]}
+    names = {template_id: alias for alias, template_id in wiring.template_aliases().all().items()}
+    templates = [t.to_json() | {"alias": names.get(t.template_id)} for t in wiring.template_store().all()]
+    return {"templates": templates}
 
 
 @router.post(
@@ -45,9 +48,11 @@ CategoryIds = Annotated[
 
 
 class NewTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     tid: int = Field(ge=1, description="The library title's id (GET /templates/library)")
     kids: list[int] = Field(min_length=2, max_length=5, description="2 to 5 keyword ids, in order")
     scene: str = Field(min_length=1, max_length=15, description="What the message is for (sceneDesc)")
+    alias: TemplateAlias | None = Field(default=None, description="A name for it, e.g. order_shipped")
 
 
 @router.get(
@@ -101,6 +106,9 @@ def library_title(tid: Annotated[int, Path(ge=1, le=10**9)]) -> dict[str, Any]:
 )
 def add_template(body: NewTemplate) -> Response[dict[str, Any]]:
     added = wiring.template_library().add(body.tid, body.kids, body.scene)
+    if body.alias is not None:
+        wiring.template_aliases().set(added["template_id"], body.alias)
+    added["alias"] = body.alias
     return Response(status_code=201, content_type="application/json", body=added)
 
 
@@ -112,6 +120,37 @@ def add_template(body: NewTemplate) -> Response[dict[str, Any]]:
     responses=error_responses(403, 422, 503),
 )
 def delete_template(
-    template_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")],
+    template_id: Annotated[
+        str,
+        Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="A template id or alias"),
+    ],
 ) -> dict[str, Any]:
-    return wiring.template_library().delete(template_id)
+    aliases = wiring.template_aliases()
+    resolved = aliases.all().get(template_id, template_id)
+    deleted = wiring.template_library().delete(resolved)
+    aliases.forget(resolved)
+    return deleted
+
+
+class AliasBody(BaseModel):
+    alias: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Lowercase letters, digits and _, e.g. order_shipped"
+    )
+
+
+@router.put(
+    "/templates/<template_id>/alias",
+    summary="Name a template of the registry (console-added ones too); sends and campaigns may use the name",
+    tags=["templates"],
+    security=IAM,
+    responses=error_responses(403, 409, 422, 503),
+)
+def set_alias(
+    template_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")],
+    body: AliasBody,
+) -> dict[str, Any]:
+    template = wiring.registry().lookup(template_id)
+    if template is None:
+        raise UnknownTemplate(f"the registry has no template {template_id} (POST /templates/sync?)")
+    wiring.template_aliases().set(template.template_id, body.alias)
+    return template.to_json() | {"alias": body.alias}
