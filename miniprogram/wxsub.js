@@ -95,6 +95,7 @@ const CODES = Object.freeze({
   LOGIN_FAILED: 'login_failed',
   NETWORK_ERROR: 'network_error',
   HTTP_ERROR: 'http_error',
+  TEMPLATES_NOT_LOADED: 'templates_not_loaded',
 })
 
 // what request() takes, and the wx.request options it does not pass on
@@ -125,6 +126,7 @@ const MESSAGES = Object.freeze({
   login_failed: '登录失败，请稍后再试',
   network_error: '网络不稳定，请稍后再试',
   http_error: '服务暂时不可用，请稍后再试',
+  templates_not_loaded: '消息模板尚未加载，请稍后再试',
   guide_title: '订阅消息',
   guide_main_switch_off: '你已关闭接收订阅消息，可以在设置中打开“接收订阅消息”。',
   guide_remembered_reject: '你已设置不再接收部分消息，可以在设置的“订阅消息”中重新允许。',
@@ -158,6 +160,9 @@ const SUBSCRIBE_FAIL_TEXTS = [
   [/tap gesture/i, CODES.TAP_REQUIRED],
   [/last call has not ended/i, CODES.SUBSCRIBE_PENDING],
 ]
+
+/** A template's alias on the server (`PUT /templates/{id}/alias`), e.g. `order_shipped`. */
+const ALIAS = /^[a-z][a-z0-9_]{0,63}$/
 
 /** Base library from which one call may carry 5 template ids instead of 3. */
 const FIVE_IDS_FROM = '3.12.1'
@@ -232,6 +237,24 @@ function classify(tmplIds, result) {
 }
 
 /**
+ * The outcome by the names the caller gave (aliases stay aliases).
+ * @param {SubscribeOutcome} byId
+ * @param {string[]} ids
+ * @param {string[]} names
+ * @returns {SubscribeOutcome}
+ */
+function named(byId, ids, names) {
+  /** @param {string[]} list */
+  const rename = (list) => list.map((id) => names[ids.indexOf(id)])
+  return {
+    accepted: rename(byId.accepted),
+    rejected: rename(byId.rejected),
+    banned: rename(byId.banned),
+    filtered: rename(byId.filtered),
+  }
+}
+
+/**
  * @param {string} text
  * @returns {any}
  */
@@ -261,6 +284,8 @@ class Client {
     /** @type {Promise<Session> | null} */
     this._loggingIn = null
     this._subscribing = false
+    /** @type {Record<string, string> | null} alias → template id, once loadTemplates() ran */
+    this._aliases = null
   }
 
   /** @returns {WechatMiniprogram.Wx} */
@@ -490,6 +515,8 @@ class Client {
     if (!Array.isArray(tmplIds) || tmplIds.length === 0 || tmplIds.some((id) => typeof id !== 'string' || !id)) {
       throw this.error(CODES.NO_TEMPLATES)
     }
+    const names = tmplIds
+    tmplIds = this._templateIds(names)
     const limit = this.maxTemplateIds()
     if (tmplIds.length > limit) throw this.error(CODES.TOO_MANY_TEMPLATES, { limit })
     if (this._subscribing) throw this.error(CODES.SUBSCRIBE_PENDING)
@@ -510,9 +537,10 @@ class Client {
       this._subscribing = false
     }
 
-    const outcome = classify(tmplIds, result)
+    const byId = classify(tmplIds, result)
     const items = (setting && setting.itemSettings) || {}
-    const remembered = outcome.rejected.filter((id) => items[id] === 'reject')
+    const remembered = byId.rejected.filter((id) => items[id] === 'reject')
+    const outcome = named(byId, tmplIds, names)
     const report = this.request({ method: 'POST', path: '/subscriptions', data: result }).then(
       () => null,
       (/** @type {any} */ err) => err
@@ -524,6 +552,30 @@ class Client {
       throw failed
     }
     return outcome
+  }
+
+  /**
+   * Loads the server's template aliases, so `subscribe` can take names such as
+   * `order_shipped` in place of template ids. Call it when the page loads:
+   * `subscribe` must reach WeChat straight from the tap, with no request first.
+   * @returns {Promise<Record<string, string>>} alias → template id
+   */
+  async loadTemplates() {
+    const answer = await this.request({ method: 'GET', path: '/subscriptions/templates' })
+    this._aliases = (answer && answer.templates) || {}
+    return Object.assign({}, this._aliases)
+  }
+
+  /**
+   * The template ids of `names`: aliases from `loadTemplates()`, ids as they are.
+   * @param {string[]} names
+   * @returns {string[]}
+   */
+  _templateIds(names) {
+    const aliases = this._aliases
+    const needed = names.filter((name) => ALIAS.test(name) && !(aliases && aliases[name]))
+    if (needed.length > 0 && !aliases) throw this.error(CODES.TEMPLATES_NOT_LOADED)
+    return names.map((name) => (aliases && aliases[name]) || name)
   }
 
   /**
@@ -671,6 +723,8 @@ module.exports = {
   subscribe: (tmplIds) => withClient((c) => c.subscribe(tmplIds)),
   /** @returns {Promise<any>} */
   grants: () => withClient((c) => c.grants()),
+  /** @returns {Promise<Record<string, string>>} */
+  loadTemplates: () => withClient((c) => c.loadTemplates()),
   /** @returns {void} */
   logout: () => client().logout(),
   Client,

@@ -4,7 +4,8 @@
  * `POST /login {code}` → `{token, openid, expires_in}`; session routes need
  * `Authorization: Bearer <token>` and answer 401 `invalid_session` otherwise;
  * `POST /subscriptions` takes the requestSubscribeMessage result and returns
- * the caller's grants; `GET /subscriptions` returns them; errors are
+ * the caller's grants; `GET /subscriptions` returns them; `GET
+ * /subscriptions/templates` the template aliases; errors are
  * `{"error", "message"}`.
  */
 
@@ -16,6 +17,7 @@ function createFakeServer(base = 'https://api.test') {
   const usedCodes = new Set()
   const grants = new Map() // openid -> {tmplId: count}
   const reports = []
+  const aliases = { order_shipped: 'ORDER', refund: 'REFUND' } // GET /subscriptions/templates
   const logins = []
   /** queued answers that replace the next matching request's */
   const faults = []
@@ -54,10 +56,13 @@ function createFakeServer(base = 'https://api.test') {
       sessions.set(token, openid)
       return json(200, { token, openid, expires_in: 7200 })
     }
-    if (path !== '/subscriptions') return json(404, { message: 'Not Found' })
+    if (path !== '/subscriptions' && path !== '/subscriptions/templates') return json(404, { message: 'Not Found' })
     const auth = header.Authorization || ''
     const openid = auth.startsWith('Bearer ') ? sessions.get(auth.slice(7)) : undefined
     if (!openid) return error(401, 'invalid_session', 'session token missing, bad or expired')
+    if (path === '/subscriptions/templates') {
+      return method === 'GET' ? json(200, { templates: aliases }) : json(404, { message: 'Not Found' })
+    }
     if (method === 'GET') return json(200, grantsOf(openid))
     if (method === 'POST') {
       if (!data || typeof data !== 'object') return error(400, 'invalid_request', 'body must be an object')

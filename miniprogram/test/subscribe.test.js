@@ -265,3 +265,19 @@ test('guide: false shows no modal', async () => {
   await assert.rejects(fake.tap(() => client.subscribe(['ORDER'])), { code: 'main_switch_off' })
   assert.equal(fake.calls.showModal.length, 0)
 })
+
+test('aliases: after loadTemplates(), subscribe takes names and answers by them; WeChat gets the ids', async () => {
+  const { server, fake, client } = setup()
+  assert.deepEqual(await client.loadTemplates(), { order_shipped: 'ORDER', refund: 'REFUND' })
+  fake.user.answers.REFUND = 'reject'
+  const result = await fake.tap(() => client.subscribe(['order_shipped', 'refund', 'ARRIVAL']))
+  assert.deepEqual(result, outcome({ accepted: ['order_shipped', 'ARRIVAL'], rejected: ['refund'] }))
+  assert.deepEqual(fake.calls.requestSubscribeMessage, [['ORDER', 'REFUND', 'ARRIVAL']])
+  assert.deepEqual(server.reports, [{ errMsg: 'requestSubscribeMessage:ok', ORDER: 'accept', REFUND: 'reject', ARRIVAL: 'accept' }])
+})
+
+test('aliases before loadTemplates(): a named error and no popup, since the popup must come straight from the tap', async () => {
+  const { fake, client } = setup()
+  await assert.rejects(fake.tap(() => client.subscribe(['order_shipped'])), (err) => err.code === 'templates_not_loaded')
+  assert.equal(fake.calls.requestSubscribeMessage.length, 0)
+})

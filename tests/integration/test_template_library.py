@@ -169,7 +169,9 @@ def test_any_registry_template_takes_an_alias_which_sends_and_campaigns_accept(
         "/templates/NoSuchTemplate00000000000000000000000000000/alias", json={"alias": "x1"}
     )
     malformed = backend.put(f"/templates/{ONE_TIME}/alias", json={"alias": "Order-Shipped"})
-    openid, _ = login(reset_stack, api)
+    openid, token = login(reset_stack, api)
+    for_the_mini_program = api.get("/subscriptions/templates", headers={"authorization": f"Bearer {token}"})
+    without_session = api.get("/subscriptions/templates")
     accept(reset_stack, openid, ONE_TIME)
     settle_pushes(reset_stack)
     message = {"openid": openid, "template": "order_shipped", "data": VALID_DATA}
@@ -186,6 +188,8 @@ def test_any_registry_template_takes_an_alias_which_sends_and_campaigns_accept(
     assert (taken.status_code, taken.json()["error"]) == (409, "alias_taken"), taken.text
     assert (unknown.status_code, unknown.json()["error"]) == (422, "unknown_template"), unknown.text
     assert malformed.status_code == 422, malformed.text
+    assert for_the_mini_program.json() == {"templates": {"order_shipped": ONE_TIME}}
+    assert without_session.status_code == 401
     assert sent.status_code == 200 and sent.json()["status"] == "sent", sent.text
     assert [m["template_id"] for m in inbox(reset_stack, openid)] == [ONE_TIME]
     assert (old_name.status_code, old_name.json()["error"]) == (422, "unknown_template")

@@ -70,3 +70,15 @@ def report(
 def grants() -> dict[str, Any]:
     openid = _caller()
     return {"openid": openid, "grants": wiring.subscription_service().grants(openid)}
+
+
+@router.get(
+    "/subscriptions/templates",
+    summary="The template aliases, for the mini program to ask for templates by name",
+    tags=["session"],
+    security=SESSION,
+    responses=error_responses(401, 503),
+)
+def aliases() -> dict[str, Any]:
+    _caller()
+    return {"templates": wiring.template_aliases().all()}
