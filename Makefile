@@ -17,14 +17,16 @@ export PYTHONPATH := layers/shared:.
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -x "$(PY312)" || { echo "Python 3.12 not found (install it, e.g. 'pyenv install 3.12')"; exit 1; }
 	@"$(PY312)" -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version' \
 		|| echo "warning: $(PY312) is not Python 3.12; Lambda runs 3.12"
 	"$(PY312)" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import aws_lambda_powertools, httpx, jwt, moto, pytest, hypothesis"
+	$(PY) -m pip install -q --no-deps -e . 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import aws_lambda_powertools, httpx, jwt, moto, pytest, hypothesis, wxsub_cli"
+	test -x $(VENV)/bin/wxsub
 	touch $@
 
 $(SAM_VENV)/.installed:
@@ -59,7 +61,7 @@ miniprogram:
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check layers functions local sandbox tests bench
+	$(PY) -m ruff format --check layers functions local sandbox tests bench wxsub_cli
 	$(PY) -m mypy layers/shared/wxsub functions
 
 ## openapi: regenerate docs/openapi.json from the routes (and the copy ApiDocsFunction serves).

@@ -75,7 +75,10 @@ def banner(stack: LocalStack) -> str:
         else "your AWS_* variables"
     )
     lines.append(f"IAM routes accept access key {key} ({source}).")
-    lines.append(f"export WXSUB_API_URL={stack.api_url} WXSUB_SANDBOX_URL={stack.sandbox_url or ''}")
+    lines.append(
+        f"export WXSUB_API_URL={stack.api_url} WXSUB_SANDBOX_URL={stack.sandbox_url or ''}"
+        f" WXSUB_AWS_URL={stack.aws_endpoint}"
+    )
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 

@@ -508,7 +508,8 @@ def api_banner(runner: SamLocal, url: str) -> str:
             "  schedules, queues and the deliveries stream run in the local stack's own workers"
             " (SAM CLI serves only the HTTP routes)",
             f"  {runner.image.note}",
-            f"export WXSUB_API_URL={url} WXSUB_SANDBOX_URL={stack.sandbox_url}",
+            f"export WXSUB_API_URL={url} WXSUB_SANDBOX_URL={stack.sandbox_url}"
+            f" WXSUB_AWS_URL={stack.aws_endpoint}",
             "Ctrl-C stops it (and the containers, the local AWS and the sandbox).",
         ]
     )

@@ -1,0 +1,1 @@
+"""``wxsub``: the operator's command line for a wxsub stack, local or deployed."""
