@@ -348,28 +348,18 @@ def _campaign_table(target: Target, data: dict[str, Any]) -> None:
     _print(target, data, rows, ["CAMPAIGN", "STATE", "TEMPLATE", "COUNTS"])
 
 
-@campaigns.command("show")
-@click.argument("campaign_id")
-@click.pass_context
-def campaigns_show(ctx: click.Context, campaign_id: str) -> None:
-    target = _target(ctx)
-    _campaign_table(target, target.call("GET", f"/campaigns/{campaign_id}"))
+def _campaign_command(name: str, method: str, suffix: str, help_text: str) -> None:
+    @campaigns.command(name, help=help_text)
+    @click.argument("campaign_id")
+    @click.pass_context
+    def command(ctx: click.Context, campaign_id: str) -> None:
+        target = _target(ctx)
+        _campaign_table(target, target.call(method, f"/campaigns/{campaign_id}{suffix}"))
 
 
-@campaigns.command("cancel")
-@click.argument("campaign_id")
-@click.pass_context
-def campaigns_cancel(ctx: click.Context, campaign_id: str) -> None:
-    target = _target(ctx)
-    _campaign_table(target, target.call("DELETE", f"/campaigns/{campaign_id}"))
-
-
-@campaigns.command("resume")
-@click.argument("campaign_id")
-@click.pass_context
-def campaigns_resume(ctx: click.Context, campaign_id: str) -> None:
-    target = _target(ctx)
-    _campaign_table(target, target.call("POST", f"/campaigns/{campaign_id}/resume"))
+_campaign_command("show", "GET", "", "A campaign's state and counts")
+_campaign_command("cancel", "DELETE", "", "Cancel what is not sent yet")
+_campaign_command("resume", "POST", "/resume", "Resume a paused campaign")
 
 
 # -- the access token -----------------------------------------------------------------------------
