@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ def test_templates_search_keywords_add_alias_list_and_delete(reset_stack: LocalS
 def test_send_by_alias_then_the_message_its_campaign_and_the_token(reset_stack: LocalStack, api: Any) -> None:
     openid, _ = login(reset_stack, api)
     accept(reset_stack, openid)
+    time.sleep(1.1)  # a push is known by its content, CreateTime in seconds: the same second is a retry
     accept(reset_stack, openid)
     settle_pushes(reset_stack)
     answer(wxsub(reset_stack, "--json", "templates", "alias", ONE_TIME, "order_shipped"))
