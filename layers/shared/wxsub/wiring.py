@@ -233,7 +233,9 @@ def template_library() -> TemplateLibrary:
     from wxsub.services.library import TemplateLibrary
     from wxsub.wechat.api.library import LibraryApi
 
-    return TemplateLibrary(LibraryApi(transport()), token_provider(), template_sync(), template_store())
+    return TemplateLibrary(
+        LibraryApi(transport()), token_provider(), template_sync(), template_store(), template_aliases()
+    )
 
 
 @cache

@@ -17,6 +17,7 @@ from wxsub.observability import logger
 from wxsub.services.templates import TemplateSync
 from wxsub.services.tokens import TokenProvider
 from wxsub.services.wechat_errors import translate
+from wxsub.stores.aliases import TemplateAliases
 from wxsub.stores.templates import TemplateStore
 from wxsub.wechat.api.library import LibraryApi, LibraryTitle
 from wxsub.wechat.client import WeChatError
@@ -48,12 +49,14 @@ class TemplateLibrary:
         tokens: TokenProvider,
         sync: TemplateSync,
         store: TemplateStore,
+        aliases: TemplateAliases,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = api
         self._tokens = tokens
         self._sync = sync
         self._store = store
+        self._aliases = aliases
         self._clock = clock
         self._titles: dict[tuple[int, ...], tuple[float, list[LibraryTitle]]] = {}
 
@@ -76,20 +79,26 @@ class TemplateLibrary:
             raise errors.InvalidTemplate(f"no title {tid} in the account's categories", errcode=200014)
         return found.to_json() | {"keywords": [k.to_json() for k in keywords]}
 
-    def add(self, tid: int, kids: list[int], scene: str) -> dict[str, Any]:
-        """Adds the title with these keywords to the account's private templates, and to the registry."""
+    def add(self, tid: int, kids: list[int], scene: str, alias: str | None = None) -> dict[str, Any]:
+        """Adds the title with these keywords to the account's private templates, and to the
+        registry, named ``alias`` when one is given."""
         template_id = self._call(lambda token: self._api.add(token, tid, kids, scene))
         logger.info("template added from the library", template_id=template_id, tid=tid)
         self._sync.sync()
         template = self._store.get(template_id)
         if template is None:
             raise errors.WeChatUnavailable(f"WeChat added {template_id} but does not list it yet; sync again")
-        return template.to_json()
+        if alias is not None:
+            self._aliases.set(template_id, alias)
+        return template.to_json() | {"alias": alias}
 
-    def delete(self, template_id: str) -> dict[str, Any]:
+    def delete(self, template: str) -> dict[str, Any]:
+        """Deletes a template, by id or alias, from the account, the registry and the aliases."""
+        template_id = self._aliases.all().get(template, template)
         self._call(lambda token: self._api.delete(token, template_id))
         logger.info("template deleted", template_id=template_id)
         self._sync.sync()
+        self._aliases.forget(template_id)
         return {"deleted": template_id}
 
     def _all_titles(self, category_ids: list[int]) -> list[LibraryTitle]:

@@ -105,10 +105,7 @@ def library_title(tid: Annotated[int, Path(ge=1, le=10**9)]) -> dict[str, Any]:
     },
 )
 def add_template(body: NewTemplate) -> Response[dict[str, Any]]:
-    added = wiring.template_library().add(body.tid, body.kids, body.scene)
-    if body.alias is not None:
-        wiring.template_aliases().set(added["template_id"], body.alias)
-    added["alias"] = body.alias
+    added = wiring.template_library().add(body.tid, body.kids, body.scene, body.alias)
     return Response(status_code=201, content_type="application/json", body=added)
 
 
@@ -125,11 +122,7 @@ def delete_template(
         Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="A template id or alias"),
     ],
 ) -> dict[str, Any]:
-    aliases = wiring.template_aliases()
-    resolved = aliases.all().get(template_id, template_id)
-    deleted = wiring.template_library().delete(resolved)
-    aliases.forget(resolved)
-    return deleted
+    return wiring.template_library().delete(template_id)
 
 
 class AliasBody(BaseModel):
