@@ -197,3 +197,32 @@ def test_any_registry_template_takes_an_alias_which_sends_and_campaigns_accept(
     assert (old_name.status_code, old_name.json()["error"]) == (422, "unknown_template")
     assert both.status_code == 422 and "either template_id or template" in both.text, both.text
     assert campaign.status_code == 202 and campaign.json()["template_id"] == ONE_TIME, campaign.text
+
+
+def test_records_keep_the_alias_a_send_named_and_a_retry_by_id_is_the_same_request(
+    reset_stack: LocalStack, signed: Callable[..., httpx.Client], api: httpx.Client
+) -> None:
+    """The delivery record and the campaign show the alias the caller used beside the resolved id;
+    the Idempotency-Key's request is the resolved one, so a retry naming the id replays the send."""
+    backend = signed()
+    backend.put(f"/templates/{ONE_TIME}/alias", json={"alias": "order_shipped"})
+    openid, _ = login(reset_stack, api)
+    accept(reset_stack, openid, ONE_TIME)
+    settle_pushes(reset_stack)
+    message = {"openid": openid, "template": "order_shipped", "data": VALID_DATA}
+    key = {"idempotency-key": f"alias-{time.time_ns()}"}
+    sent = backend.post("/messages", json=message, headers=key)
+    by_id = {"openid": openid, "template_id": ONE_TIME, "data": VALID_DATA}
+    retried = backend.post("/messages", json=by_id, headers=key)
+    record = backend.get(f"/messages/{sent.json()['message_id']}").json()
+    campaign = backend.post(
+        "/campaigns",
+        json={"template": "order_shipped", "data": VALID_DATA, "audience": {"openids": [openid]}},
+    ).json()
+    shown = backend.get(f"/campaigns/{campaign['campaign_id']}").json()
+
+    assert sent.status_code == 200, sent.text
+    assert retried.status_code == 200 and retried.json() == sent.json(), retried.text
+    assert len(inbox(reset_stack, openid)) == 1
+    assert (record["template_id"], record["template_alias"]) == (ONE_TIME, "order_shipped"), record
+    assert (shown["template_id"], shown["template_alias"]) == (ONE_TIME, "order_shipped"), shown

@@ -84,6 +84,7 @@ class CampaignSpec:
     lang: str | None = None
     send_at: int | None = None
     window: Window | None = None
+    template_alias: str | None = None  # for display; the fingerprint holds the resolved id
 
     def fingerprint(self) -> str:
         audience = (
@@ -166,6 +167,7 @@ class CampaignService:
             lang=spec.lang,
             send_at=starts_at or spec.send_at,
             window=spec.window.to_json() if spec.window else None,
+            template_alias=spec.template_alias,
         )
         parts = [] if recipients is None else _parts(recipients)
         if not self._store.create(campaign, parts):

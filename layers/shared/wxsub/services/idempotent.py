@@ -64,7 +64,11 @@ class IdempotentSends:
             return outcome.stored()
 
         try:
-            stored = send_message(payload={"key": key, "request": asdict(request)})
+            # the key's payload is the request as resolved: naming the template by its alias or by
+            # its id is the same request, so the alias (kept for display) stays out of the check
+            fields = asdict(request)
+            alias = fields.pop("template_alias")
+            stored = send_message(payload={"key": key, "request": fields, "alias": alias})
         except IdempotencyValidationError:
             raise errors.IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"

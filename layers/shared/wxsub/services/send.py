@@ -57,6 +57,7 @@ class SendRequest:
     ledger: str = "enforce"
     campaign_id: str | None = None
     queued_as: str | None = None  # the SQS message that carried a campaign's send
+    template_alias: str | None = None  # the alias the caller named the template by, kept for display
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ class SendWorker:
             lang=campaign.lang,
             campaign_id=campaign.campaign_id,
             queued_as=queued.message_id,
+            template_alias=campaign.template_alias,
         )
         try:
             outcome = self.sender.send(

@@ -63,6 +63,7 @@ class Campaign:
     held_consumed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    template_alias: str | None = None
 
     def processed(self) -> int:
         """Queued messages that reached an end: sent, skipped, failed, unknown or cancelled."""
@@ -78,6 +79,7 @@ class Campaign:
             "campaign_id": self.campaign_id,
             "state": self.state,
             "template_id": self.template_id,
+            "template_alias": self.template_alias,
             "audience": self.audience,
             "send_at": _iso(self.send_at),
             "window": self.window,
@@ -147,6 +149,7 @@ class CampaignStore:
             "lang": campaign.lang,
             "send_at": campaign.send_at,
             "window": campaign.window,
+            "template_alias": campaign.template_alias,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
         if campaign.state in ACTIVE_STATES:
@@ -397,4 +400,5 @@ def _campaign_from(item: Mapping[str, Any]) -> Campaign:
         held_consumed=int(item.get("held_consumed", 0)),
         counts=counts,
         failed=failed,
+        template_alias=item.get("template_alias"),
     )

@@ -88,6 +88,7 @@ class Delivery:
     grant: str | None = None
     campaign_id: str | None = None
     queued_as: str | None = None
+    template_alias: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +96,7 @@ class Delivery:
             "status": self.status,
             "openid": self.openid,
             "template_id": self.template_id,
+            "template_alias": self.template_alias,
             "msgid": self.msgid,
             "errcode": self.errcode,
             "error_status": self.error_status,
@@ -498,6 +500,7 @@ class Deliveries:
             "lang": getattr(request, "lang", None),
             "campaign_id": getattr(request, "campaign_id", None),
             "queued_as": getattr(request, "queued_as", None),
+            "template_alias": getattr(request, "template_alias", None),
         }
         item.update({name: value for name, value in optional.items() if value is not None})
         return item
@@ -751,6 +754,7 @@ def _delivery(item: dict[str, Any]) -> Delivery:
         grant=item.get("grant"),
         campaign_id=item.get("campaign_id"),
         queued_as=item.get("queued_as"),
+        template_alias=item.get("template_alias"),
     )
 
 

@@ -110,6 +110,7 @@ class CampaignBody(BaseModel):
             lang=self.lang,
             send_at=int(self.send_at.timestamp()) if self.send_at else None,
             window=window,
+            template_alias=self.template,
         )
 
 

@@ -57,6 +57,7 @@ class SendBody(BaseModel):
             lang=self.lang,
             fit=self.fit,
             ledger=self.ledger,
+            template_alias=self.template,
         )
 
 
