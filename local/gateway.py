@@ -6,6 +6,11 @@ SigV4 on ``AWS_IAM`` routes, build the version 2.0 event, and turn the function'
 HTTP response, inferring 200 JSON when the function returns no ``statusCode``. Its own errors keep
 API Gateway's shape: ``{"message": "Not Found"}``, ``{"message": "Forbidden"}``,
 ``{"message": "Internal Server Error"}``.
+
+The same port also answers Lambda's ``Invoke`` API (``POST /2015-03-31/functions/{name}/invocations``,
+SigV4 for ``lambda``, the function named by its logical id), as ``sam local start-lambda`` does: an
+operator's tool (``wxsub token force-refresh``) invokes a function with boto3's Lambda client the same
+way here as on a deployed stack.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from local.workers import LogSink, Outcome
 MAX_BODY = 10 * 1024 * 1024
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|.*\+(json|xml))")
 Invoke = Callable[[str, dict[str, Any]], Outcome]
+LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
 
 class PortInUse(OSError):
@@ -230,6 +236,10 @@ class Gateway:
 
     def handle(self, request: RequestData) -> tuple[int, list[tuple[str, str]], bytes, str]:
         """The response to one request, and what the access log names as its target."""
+        invoked = LAMBDA_INVOKE.match(unquote(request.raw_path))
+        if invoked is not None and request.method == "POST":
+            function = invoked.group(1)
+            return (*self._invoke_function(function, request), function)
         found = match_route(self.routes, request.method, unquote(request.raw_path))
         if found is None:
             return (*_message(404, "Not Found"), "-")
@@ -257,6 +267,52 @@ class Gateway:
         except (ValueError, binascii.Error, TypeError):
             self.log(f"[gateway] {route.function} returned a malformed response")
             return (*_message(500, "Internal Server Error"), route.function)
+
+    def _invoke_function(
+        self, function: str, request: RequestData
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Lambda's Invoke (RequestResponse): the function's result, or its error as Lambda reports it."""
+        verdict = sigv4.verify(
+            request.method,
+            request.raw_path,
+            request.raw_query,
+            request.headers,
+            request.body,
+            secrets=self.secrets,
+            region=self.region,
+            service="lambda",
+        )
+        if verdict.access_key is None:
+            return _lambda_error(403, "InvalidSignatureException", verdict.message or "Forbidden")
+        kind = next(
+            (v for k, v in request.headers if k.lower() == "x-amz-invocation-type"), "RequestResponse"
+        )
+        if kind != "RequestResponse":
+            return _lambda_error(
+                400, "InvalidParameterValueException", "the local stack invokes RequestResponse only"
+            )
+        try:
+            event = json.loads(request.body or b"{}")
+        except ValueError:
+            return _lambda_error(
+                400, "InvalidRequestContentException", "Could not parse request body into json"
+            )
+        assert self.invoke is not None
+        try:
+            outcome = self.invoke(function, event)
+        except KeyError:
+            arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{function}"
+            return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
+        headers = [("content-type", "application/json"), ("x-amz-executed-version", "$LATEST")]
+        if not outcome.ok:
+            body = {"errorMessage": outcome.error_message, "errorType": outcome.error_type}
+            return 200, [*headers, ("x-amz-function-error", "Unhandled")], json.dumps(body).encode()
+        return 200, headers, json.dumps(outcome.result).encode()
+
+
+def _lambda_error(status: int, kind: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [("content-type", "application/json"), ("x-amzn-errortype", kind)]
+    return status, headers, json.dumps({"Type": "User", "message": message}).encode()
 
 
 def _iam_identity(access_key: str) -> dict[str, Any]:

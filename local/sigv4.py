@@ -55,14 +55,19 @@ def verify(
     secrets: Mapping[str, str],
     region: str,
     now: datetime | None = None,
+    service: str = SERVICE,
 ) -> Verdict:
-    """Check a request's ``Authorization`` header against the known access keys and their secrets."""
+    """Check a request's ``Authorization`` header against the known access keys and their secrets.
+
+    ``service`` is the signing scope's service: ``execute-api`` for the API's routes, ``lambda``
+    for the local stack's Invoke endpoint.
+    """
     header_map: dict[str, list[str]] = {}
     for name, value in headers:
         header_map.setdefault(name.lower(), []).append(value)
     try:
         parts = _parts(header_map)
-        access_key = _check_scope(parts, secrets, region, now or datetime.now(UTC))
+        access_key = _check_scope(parts, secrets, region, now or datetime.now(UTC), service)
         signed = parts["SignedHeaders"].split(";")
         if "host" not in signed or any(name not in header_map for name in signed):
             raise _Refused(MISMATCH)
@@ -76,7 +81,7 @@ def verify(
                 hashlib.sha256(body).hexdigest(),
             ]
         )
-        expected = signature(secrets[access_key], parts["X-Amz-Date"], region, canonical)
+        expected = signature(secrets[access_key], parts["X-Amz-Date"], region, canonical, service)
         if not hmac.compare_digest(expected, parts["Signature"]):
             raise _Refused(MISMATCH)
     except _Refused as refused:
@@ -96,12 +101,14 @@ def _parts(header_map: Mapping[str, list[str]]) -> dict[str, str]:
     return parts
 
 
-def _check_scope(parts: Mapping[str, str], secrets: Mapping[str, str], region: str, now: datetime) -> str:
-    access_key, date, scope_region, service, terminator = (parts["Credential"].split("/") + [""] * 5)[:5]
+def _check_scope(
+    parts: Mapping[str, str], secrets: Mapping[str, str], region: str, now: datetime, service: str
+) -> str:
+    access_key, date, scope_region, scoped, terminator = (parts["Credential"].split("/") + [""] * 5)[:5]
     if access_key not in secrets:
         raise _Refused(UNKNOWN_KEY)
-    if service != SERVICE or terminator != "aws4_request":
-        raise _Refused(f"Credential should be scoped to correct service: '{SERVICE}'. ")
+    if scoped != service or terminator != "aws4_request":
+        raise _Refused(f"Credential should be scoped to correct service: '{service}'. ")
     if scope_region != region:
         raise _Refused(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
     skew = _skew(parts["X-Amz-Date"], date, now)
@@ -110,14 +117,14 @@ def _check_scope(parts: Mapping[str, str], secrets: Mapping[str, str], region: s
     return access_key
 
 
-def signature(secret: str, stamp: str, region: str, canonical_request: str) -> str:
+def signature(secret: str, stamp: str, region: str, canonical_request: str, service: str = SERVICE) -> str:
     """The hex signature of a canonical request, per the SigV4 key derivation."""
-    scope = f"{stamp[:8]}/{region}/{SERVICE}/aws4_request"
+    scope = f"{stamp[:8]}/{region}/{service}/aws4_request"
     to_sign = "\n".join(
         ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
     key = f"AWS4{secret}".encode()
-    for part in (stamp[:8], region, SERVICE, "aws4_request"):
+    for part in (stamp[:8], region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 

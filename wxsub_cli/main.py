@@ -42,6 +42,32 @@ class Target:
     aws_endpoint: str | None  # the local AWS; None for a deployed stack
     token_parameter: str
     as_json: bool
+    refresher: str = "RefreshTokenFunction"  # the function force-refresh invokes
+
+    def invoke(self, function: str, payload: dict[str, Any]) -> Any:
+        """Lambda's Invoke of one of the stack's functions: its answer, or Failed with its error."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        options: dict[str, Any] = {"region_name": self.region}
+        if self.aws_endpoint is not None:  # the local stack answers Invoke on the API's port
+            options |= {
+                "endpoint_url": self.api,
+                "aws_access_key_id": self.credentials.access_key,
+                "aws_secret_access_key": self.credentials.secret_key,
+            }
+        try:
+            answer = boto3.client("lambda", **options).invoke(
+                FunctionName=function, Payload=json.dumps(payload).encode()
+            )
+        except ClientError as exc:
+            raise Failed(f"cannot invoke {function}: {exc.response['Error'].get('Message', exc)}") from None
+        except BotoCoreError as exc:
+            raise Failed(f"cannot invoke {function} ({type(exc).__name__}): is the stack running?") from None
+        result = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            raise Failed(f"{function} failed: {result.get('errorType')}: {result.get('errorMessage')}")
+        return result
 
     def call(
         self,
@@ -124,6 +150,7 @@ def _deployed_target(stack: str, as_json: bool) -> Target:
         None,
         values.get("AccessTokenParameter", "/wxsub/prod/access-token"),
         as_json,
+        values.get("RefreshTokenFunctionName", "RefreshTokenFunction"),
     )
 
 
@@ -308,6 +335,33 @@ def messages_show(ctx: click.Context, message_id: str) -> None:
     _print(target, data, rows, ["FIELD", "VALUE"])
 
 
+# -- grants ---------------------------------------------------------------------------------------
+
+
+@main.command(help="One user's grants per template: one-time sends left, long-term, last answer")
+@click.argument("openid")
+@click.pass_context
+def grants(ctx: click.Context, openid: str) -> None:
+    target = _target(ctx)
+    data = target.call("GET", f"/grants/{quote(openid, safe='')}")
+    rows = [
+        [
+            g["template_id"],
+            g.get("alias") or "-",
+            g["one_time"],
+            "on" if g["long_term"] else "off",
+            g.get("last_status") or "-",
+            _when(g.get("updated_at")),
+        ]
+        for g in data["grants"]
+    ]
+    _print(target, data, rows, ["TEMPLATE ID", "ALIAS", "ONE-TIME LEFT", "LONG-TERM", "LAST", "UPDATED"])
+
+
+def _when(epoch: Any) -> str:
+    return "-" if not epoch else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(int(epoch)))
+
+
 # -- campaigns ------------------------------------------------------------------------------------
 
 
@@ -321,13 +375,23 @@ def campaigns() -> None:
 @click.argument("data", nargs=-1)
 @click.option("--openid", "openids", multiple=True, help="A recipient (repeat); default: everyone granted")
 @click.option("--key", help="Idempotency-Key")
+@click.option(
+    "--send-at", help="Start later: an ISO 8601 time with its offset, e.g. 2026-12-24T09:00:00+08:00"
+)
 @click.pass_context
 def campaigns_create(
-    ctx: click.Context, template: str, data: tuple[str, ...], openids: tuple[str, ...], key: str | None
+    ctx: click.Context,
+    template: str,
+    data: tuple[str, ...],
+    openids: tuple[str, ...],
+    key: str | None,
+    send_at: str | None,
 ) -> None:
     target = _target(ctx)
     values = dict(pair.partition("=")[::2] for pair in data)
     body: dict[str, Any] = {"data": values, "audience": {"openids": list(openids)} if openids else "granted"}
+    if send_at:
+        body["send_at"] = send_at
     body["template" if _is_alias(template) else "template_id"] = template
     answer = target.call(
         "POST", "/campaigns", json_body=body, headers={"idempotency-key": key} if key else None
@@ -402,6 +466,38 @@ def token_status(ctx: click.Context) -> None:
         "last_rotation": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(written)),
     }
     _print(target, status, [[k, v] for k, v in status.items()], ["FIELD", "VALUE"])
+
+
+@token.command("force-refresh", help="Invalidate the token now and store a new one (a leaked token)")
+@click.option(
+    "--twice", is_flag=True, help="Two force refreshes 30 s apart: also kills the token issued between"
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation")
+@click.pass_context
+def token_force_refresh(ctx: click.Context, twice: bool, yes: bool) -> None:
+    target = _target(ctx)
+    if not yes:
+        click.confirm(
+            "Invalidate WeChat's access token now? Sends in flight may meet 40001 and heal; WeChat allows "
+            "20 force refreshes a day",
+            abort=True,
+        )
+    results = [_force_once(target)]
+    if twice:
+        if not target.as_json:
+            click.echo("waiting 30 s for the second force refresh (WeChat's spacing)...", err=True)
+        time.sleep(31)
+        results.append(_force_once(target))
+    rows = [[r["changed"], r["expires_in"], r["forced_today"], r["left_today"]] for r in results]
+    _print(target, results if twice else results[0], rows, ["CHANGED", "EXPIRES IN", "TODAY", "LEFT TODAY"])
+
+
+def _force_once(target: Target) -> dict[str, Any]:
+    """One force refresh through the refresher function, the token's only writer."""
+    result = target.invoke(target.refresher, {"force_refresh": True, "source": "wxsub-cli"})
+    if not result.get("forced"):
+        raise Failed(f"{result.get('status', '')} {result.get('error', '')}: {result.get('message', '')}")
+    return dict(result)
 
 
 def run() -> None:

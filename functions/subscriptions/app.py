@@ -1,4 +1,7 @@
-"""POST/GET /subscriptions: the mini program reports subscribe results and reads its grants."""
+"""POST/GET /subscriptions: the mini program reports subscribe results and reads its grants.
+
+GET /grants/{openid} (IAM): one user's grants, for an operator (``wxsub grants OPENID``).
+"""
 
 from typing import Any
 

@@ -15,9 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wx_flows import ONE_TIME, VALID_DATA, accept, inbox, login, settle_pushes, stored_token
+from wx_flows import (
+    ONE_TIME,
+    VALID_DATA,
+    accept,
+    aws_client,
+    fault,
+    inbox,
+    login,
+    sandbox,
+    settle_pushes,
+    stored_token,
+)
 
 from local.stack import LocalStack
+from wxsub.services.tokens import FORCE_PER_DAY, force_counter
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +38,10 @@ WXSUB = ROOT / ".venv" / "bin" / "wxsub"
 
 
 def wxsub(
-    stack: LocalStack | None, *args: str, credentials: tuple[str, str] | None = None
+    stack: LocalStack | None,
+    *args: str,
+    credentials: tuple[str, str] | None = None,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WXSUB_"))}
     env["PORT"] = "1"  # no `make local` record to find
@@ -40,7 +55,13 @@ def wxsub(
             "AWS_DEFAULT_REGION": stack.region,
         }
     return subprocess.run(
-        [str(WXSUB), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [str(WXSUB), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        input=input_text,
     )
 
 
@@ -116,3 +137,131 @@ def test_errors_exit_1_with_what_went_wrong(reset_stack: LocalStack) -> None:
     assert bad_data.returncode == 2 and "keyword=value" in bad_data.stderr, bad_data.stderr
     for done in (no_stack, refused, unknown, wrong_key, bad_data):
         assert "Traceback" not in done.stderr
+
+
+def test_grants_of_one_user_with_the_alias_beside_each_template(reset_stack: LocalStack, api: Any) -> None:
+    openid, _ = login(reset_stack, api)
+    accept(reset_stack, openid)
+    settle_pushes(reset_stack)
+    answer(wxsub(reset_stack, "--json", "templates", "alias", ONE_TIME, "order_shipped"))
+
+    held = answer(wxsub(reset_stack, "--json", "grants", openid))
+    table = wxsub(reset_stack, "grants", openid)
+    nobody = answer(wxsub(reset_stack, "--json", "grants", "o-nobody-at-all"))
+
+    grant = next(g for g in held["grants"] if g["template_id"] == ONE_TIME)
+    assert held["openid"] == openid
+    assert (grant["alias"], grant["one_time"], grant["long_term"]) == ("order_shipped", 1, False), grant
+    assert table.stdout.splitlines()[0].split()[:2] == ["TEMPLATE", "ID"]
+    assert "order_shipped" in table.stdout and ONE_TIME in table.stdout
+    assert nobody == {"openid": "o-nobody-at-all", "grants": []}
+
+
+def _wechat_accepts(stack: LocalStack, token: str) -> int:
+    """The errcode WeChat (the sandbox) answers a call made with ``token``: 0 while it is valid."""
+    with sandbox(stack) as sb:
+        return int(
+            sb.get("/wxaapi/newtmpl/gettemplate", params={"access_token": token}).json().get("errcode", 0)
+        )
+
+
+def test_token_force_refresh_twice_kills_a_leaked_token_and_keeps_wechats_spacing(
+    reset_stack: LocalStack,
+) -> None:
+    """The leaked-token recipe: two force refreshes 30 s apart, through the refresher function. Both
+    tokens issued before the second are dead afterwards; a third at once is refused, not sent."""
+    leaked = stored_token(reset_stack)
+    declined = wxsub(reset_stack, "token", "force-refresh", input_text="n\n")
+    after_declining = stored_token(reset_stack)
+
+    twice = answer(wxsub(reset_stack, "--json", "token", "force-refresh", "--twice", "--yes"))
+    stored = stored_token(reset_stack)
+    too_soon = wxsub(reset_stack, "token", "force-refresh", "--yes")
+
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    assert after_declining["version"] == leaked["version"]
+    assert [r["changed"] for r in twice] == [True, True] and [r["forced_today"] for r in twice] == [1, 2]
+    assert twice[1]["left_today"] == 18
+    assert stored["access_token"] != leaked["access_token"] and stored["version"] == leaked["version"] + 2
+    assert _wechat_accepts(reset_stack, leaked["access_token"]) == 40001
+    assert _wechat_accepts(reset_stack, stored["access_token"]) == 0
+    assert too_soon.returncode == 1 and "429 rate_limited" in too_soon.stderr, too_soon.stderr
+    assert stored_token(reset_stack)["version"] == stored["version"]
+    for done in (declined, too_soon):
+        assert leaked["access_token"] not in done.stdout + done.stderr
+        assert stored["access_token"] not in done.stdout + done.stderr
+
+
+def test_token_force_refresh_refuses_the_21st_of_a_china_day_without_calling_wechat(
+    reset_stack: LocalStack,
+) -> None:
+    """WeChat allows 20 force refreshes a day (UTC+8); the day's counter in the state table is at 20."""
+    state = aws_client(reset_stack, "dynamodb")
+    table = next(t.name for t in reset_stack.description.tables if t.logical_id == "StateTable")
+    state.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": force_counter(time.time())},
+            "hits": {"N": str(FORCE_PER_DAY)},
+            "expires_at": {"N": str(int(time.time()) + 86400)},
+        },
+    )
+    before = stored_token(reset_stack)
+
+    refused = wxsub(reset_stack, "token", "force-refresh", "--yes")
+
+    assert refused.returncode == 1 and "429 quota_exhausted" in refused.stderr, refused.stderr
+    assert "20 force refreshes" in refused.stderr and "Traceback" not in refused.stderr
+    assert stored_token(reset_stack) == before
+    assert _wechat_accepts(reset_stack, before["access_token"]) == 0
+
+
+def _campaign_state(stack: LocalStack, campaign_id: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = answer(wxsub(stack, "--json", "campaigns", "show", campaign_id))
+        if seen["state"] == wanted or time.monotonic() > deadline:
+            return dict(seen)
+        time.sleep(0.5)
+
+
+def test_campaigns_cancel_a_scheduled_one_and_resume_one_paused_by_the_daily_quota(
+    reset_stack: LocalStack, api: Any
+) -> None:
+    openid, _ = login(reset_stack, api)
+    accept(reset_stack, openid)
+    settle_pushes(reset_stack)
+    pairs = [f"{k}={v}" for k, v in VALID_DATA.items()]
+    later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+    scheduled = answer(
+        wxsub(
+            reset_stack,
+            "--json",
+            "campaigns",
+            "create",
+            ONE_TIME,
+            *pairs,
+            "--openid",
+            openid,
+            "--send-at",
+            later,
+        )
+    )
+    not_paused = wxsub(reset_stack, "campaigns", "resume", scheduled["campaign_id"])
+    cancelled = answer(wxsub(reset_stack, "--json", "campaigns", "cancel", scheduled["campaign_id"]))
+
+    fault(reset_stack, errcode=45009, count=1)  # WeChat's daily quota is spent: campaigns pause
+    quota_hit = answer(
+        wxsub(reset_stack, "--json", "campaigns", "create", ONE_TIME, *pairs, "--openid", openid)
+    )
+    paused = _campaign_state(reset_stack, quota_hit["campaign_id"], "paused")
+    resumed = answer(wxsub(reset_stack, "--json", "campaigns", "resume", quota_hit["campaign_id"]))
+    finished = _campaign_state(reset_stack, quota_hit["campaign_id"], "done")
+
+    assert scheduled["state"] == "scheduled"
+    assert not_paused.returncode == 1 and "409 campaign_not_paused" in not_paused.stderr, not_paused.stderr
+    assert cancelled["state"] == "cancelled"
+    assert paused["state"] == "paused" and paused["pause_reason"], paused
+    assert resumed["campaign_id"] == quota_hit["campaign_id"]  # 202: the resume is queued
+    assert finished["state"] == "done" and finished["counts"]["sent"] == 1, finished
+    assert len(inbox(reset_stack, openid)) == 1

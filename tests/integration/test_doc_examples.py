@@ -77,6 +77,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "docs/local.md:python-local-sigv4": [r"^200 \{'templates': 4, 'removed': 0\}$"],
     "docs/local.md:python-botocore": [r"^200 \{'templates': 4, 'removed': 0\}$"],
+    "docs/local.md:python-lambda-invoke": [r"^\{'changed': False, 'expires_in': \d+\}$"],
     "docs/local.md:aws-faults": [
         r'"operation":\s*"GetParameter"',
         r'"total":\s*\d+',

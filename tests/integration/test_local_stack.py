@@ -124,3 +124,36 @@ def test_make_demo_drives_a_running_stack(stack: LocalStack, found_by: str) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Using the running stack: API {stack.api_url}" in done.stdout
     assert "login -> grant -> send -> delivered" in done.stdout
+
+
+def test_the_api_port_answers_lambdas_invoke_api_as_sam_local_start_lambda_does(stack: LocalStack) -> None:
+    """boto3's Lambda client, pointed at the API's port, invokes a function by its logical id; an
+    unknown function, a wrong secret and an error inside the function answer as Lambda does."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    def lambda_client(secret: str) -> Any:
+        return boto3.client(
+            "lambda",
+            endpoint_url=stack.api_url,
+            region_name=stack.region,
+            aws_access_key_id=stack.credentials[0],
+            aws_secret_access_key=secret,
+        )
+
+    good = lambda_client(stack.credentials[1])
+    checked = good.invoke(FunctionName="RefreshTokenFunction", Payload=b'{"job": "by-hand"}')
+    result = json.loads(checked["Payload"].read())
+    failed = good.invoke(FunctionName="LoginFunction", Payload=b'{"not": "an HTTP API event"}')
+    with pytest.raises(ClientError) as unknown:
+        good.invoke(FunctionName="NoSuchFunction", Payload=b"{}")
+    with pytest.raises(ClientError) as wrong:
+        lambda_client("not-the-secret").invoke(FunctionName="RefreshTokenFunction", Payload=b"{}")
+
+    assert checked["StatusCode"] == 200 and "FunctionError" not in checked
+    assert result["changed"] is False and 0 < result["expires_in"] <= 7200
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "KeyError"
+    assert unknown.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert wrong.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert wrong.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

@@ -173,7 +173,7 @@ def refresher() -> TokenRefresher:
     from wxsub.services.tokens import TokenRefresher
     from wxsub.wechat.api.auth import AuthApi
 
-    return TokenRefresher(AuthApi(transport(), settings().appid), token_store(), app_secret)
+    return TokenRefresher(AuthApi(transport(), settings().appid), token_store(), app_secret, state)
 
 
 @cache

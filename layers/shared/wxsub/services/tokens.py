@@ -4,7 +4,10 @@ DESIGN.md, token rules: the scheduled refresher is the only regular writer and w
 when the token changed. A sender that meets 40001/40014/42001 re-reads SSM bypassing its cache
 and retries once; only when SSM still holds the failing token does it refresh itself, single
 flight through a short DynamoDB lease, while other senders wait for the new value.
-``force_refresh`` is never used.
+``force_refresh`` is used only when an operator asks for it (``wxsub token force-refresh``, which
+invokes the refresher): at most 20 a day (China time, as WeChat counts) and 30 s apart, both
+checked in the state table before WeChat is called, since WeChat itself silently refreshes nothing
+inside 30 s.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ LEASE_NAME = "access-token-refresh"
 LEASE_SECONDS = 10
 _WAIT_POLLS = 20
 _WAIT_POLL_SECONDS = 0.25
+FORCE_PER_DAY = 20  # WeChat's limit on force refreshes a day; the 21st answers 45009
+FORCE_SPACING_SECONDS = 30  # WeChat refreshes nothing when force refreshes come closer
+FORCE_LEASE = "access-token-force-refresh"
+_CHINA_OFFSET = 8 * 3600
+
+
+def force_counter(now: float) -> str:
+    """The state item counting one China day's force refreshes."""
+    return f"force-refresh#{int((now + _CHINA_OFFSET) // 86400)}"
 
 
 @dataclass(frozen=True)
@@ -36,11 +48,36 @@ class RefreshResult:
     expires_in: int
 
 
+@dataclass(frozen=True)
+class ForcedRefresh:
+    changed: bool  # False: WeChat answered with the stored token (another force refresh within 30 s)
+    expires_in: int
+    forced_today: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "forced": True,
+            "changed": self.changed,
+            "expires_in": self.expires_in,
+            "forced_today": self.forced_today,
+            "left_today": FORCE_PER_DAY - self.forced_today,
+        }
+
+
 class TokenRefresher:
-    def __init__(self, auth: AuthApi, store: TokenStore, app_secret: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        auth: AuthApi,
+        store: TokenStore,
+        app_secret: Callable[[], str],
+        state: Callable[[], StateTable] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._auth = auth
         self._store = store
         self._app_secret = app_secret
+        self._state = state
+        self._clock = clock
 
     def refresh(self) -> RefreshResult:
         """Ask stable_token (normal mode) and write SSM only if the token differs from the stored one."""
@@ -50,6 +87,40 @@ class TokenRefresher:
             return RefreshResult(changed=False, expires_in=fresh.expires_in)
         self._store.put(fresh.access_token, fresh.expires_in)
         return RefreshResult(changed=True, expires_in=fresh.expires_in)
+
+    def force_refresh(self) -> ForcedRefresh:
+        """Invalidate the current token and store a new one: an operator's answer to a leaked token.
+
+        Refused (429) within 30 s of the previous force refresh, when WeChat would refresh nothing,
+        and after 20 in a China day, when WeChat answers 45009. The spacing is taken first, so a
+        refused daily count never spends a refresh.
+        """
+        assert self._state is not None, "force_refresh needs the state table"
+        state = self._state()
+        now = self._clock()
+        # the lease counts whole seconds: one more keeps two force refreshes a full 30 s apart
+        if not state.acquire(FORCE_LEASE, FORCE_SPACING_SECONDS + 1):
+            raise errors.RateLimited(
+                f"the last force refresh was less than {FORCE_SPACING_SECONDS} s ago, and WeChat refreshes "
+                "nothing inside that spacing; wait up to 30 s and try again",
+                retry_after_seconds=FORCE_SPACING_SECONDS,
+            )
+        forced_today = state.tally(force_counter(now), ttl_seconds=2 * 86400, limit=FORCE_PER_DAY)
+        if forced_today is None:
+            raise errors.QuotaExhausted(
+                f"the {FORCE_PER_DAY} force refreshes WeChat allows a day (China time) are used; "
+                "the next is possible after midnight UTC+8"
+            )
+        try:
+            fresh = self._auth.stable_token(self._app_secret(), force=True)
+        except WeChatError as exc:
+            raise translate(exc) from None
+        stored = self._store.get(force=True)
+        changed = stored is None or stored.access_token != fresh.access_token
+        if changed:
+            self._store.put(fresh.access_token, fresh.expires_in)
+        logger.warning("access token force-refreshed", changed=changed, forced_today=forced_today)
+        return ForcedRefresh(changed, fresh.expires_in, forced_today)
 
 
 class TokenProvider:

@@ -57,18 +57,23 @@ class StateTable:
 
     def count(self, pk: str, *, ttl_seconds: int, limit: int) -> bool:
         """Adds one to a counter that lives ``ttl_seconds``; False once it would pass ``limit``."""
+        return self.tally(pk, ttl_seconds=ttl_seconds, limit=limit) is not None
+
+    def tally(self, pk: str, *, ttl_seconds: int, limit: int) -> int | None:
+        """:meth:`count`, answering the counter's new value (None once it would pass ``limit``)."""
         try:
-            self._table.update_item(
+            answer = self._table.update_item(
                 Key={"pk": pk},
                 UpdateExpression="ADD hits :one SET expires_at = if_not_exists(expires_at, :exp)",
                 ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
                 ExpressionAttributeValues={":one": 1, ":exp": _now() + ttl_seconds, ":limit": limit},
+                ReturnValues="UPDATED_NEW",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return int(answer["Attributes"]["hits"])
 
     def take(self, pk: str, n: int, *, limit: int, ttl_seconds: int) -> bool:
         """Adds ``n`` to a counter that lives ``ttl_seconds`` unless it would pass ``limit``."""

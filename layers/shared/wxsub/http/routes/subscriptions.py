@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, Field, StringConstraints
 
 from wxsub import wiring
-from wxsub.http.models import SESSION, error_responses
+from wxsub.http.models import IAM, SESSION, error_responses
 from wxsub.sessions import bearer_token
 
 router = Router()
@@ -32,6 +32,15 @@ class GrantView(BaseModel):
 class GrantsAnswer(BaseModel):
     openid: str
     grants: list[GrantView]
+
+
+class OperatorGrantView(GrantView):
+    alias: str | None = Field(description="The template's alias, if it has one")
+
+
+class OperatorGrantsAnswer(BaseModel):
+    openid: str
+    grants: list[OperatorGrantView]
 
 
 def _caller() -> str:
@@ -82,3 +91,22 @@ def grants() -> dict[str, Any]:
 def aliases() -> dict[str, Any]:
     _caller()
     return {"templates": wiring.template_aliases().all()}
+
+
+@router.get(
+    "/grants/<openid>",
+    summary="One user's grants per template, for an operator (the alias beside each template)",
+    tags=["subscriptions"],
+    security=IAM,
+    responses={
+        200: {
+            "description": "The user's grants",
+            "content": {"application/json": {"model": OperatorGrantsAnswer}},
+        },
+        **error_responses(403, 422),
+    },
+)
+def user_grants(openid: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:
+    alias_of = {template_id: alias for alias, template_id in wiring.template_aliases().all().items()}
+    grants = wiring.subscription_service().grants(openid)
+    return {"openid": openid, "grants": [g | {"alias": alias_of.get(g["template_id"])} for g in grants]}

@@ -46,8 +46,9 @@ class AuthApi:
         unionid = body.get("unionid")
         return Code2Session(openid, session_key, unionid if isinstance(unionid, str) else None)
 
-    def stable_token(self, secret: str) -> AccessToken:
-        """getStableAccessToken in normal mode; ``force_refresh`` is never sent (20 a day).
+    def stable_token(self, secret: str, *, force: bool = False) -> AccessToken:
+        """getStableAccessToken, in normal mode unless ``force``: force-refresh mode invalidates the
+        previous token at once, at most 20 times a day and 30 s apart (the refresher guards both).
 
         https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-access-token/api_getstableaccesstoken.html
         """
@@ -58,7 +59,7 @@ class AuthApi:
                 "grant_type": "client_credential",
                 "appid": self._appid,
                 "secret": secret,
-                "force_refresh": False,
+                "force_refresh": force,
             },
         )
         token, expires_in = body.get("access_token"), body.get("expires_in")
