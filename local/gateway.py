@@ -246,15 +246,7 @@ class Gateway:
         route, params = found
         authorizer = None
         if route.iam:
-            verdict = sigv4.verify(
-                request.method,
-                request.raw_path,
-                request.raw_query,
-                request.headers,
-                request.body,
-                secrets=self.secrets,
-                region=self.region,
-            )
+            verdict = self._verify(request, "execute-api")
             if verdict.access_key is None:
                 return (*_message(403, verdict.message or "Forbidden"), route.function)
             authorizer = {"iam": _iam_identity(verdict.access_key)}
@@ -268,11 +260,8 @@ class Gateway:
             self.log(f"[gateway] {route.function} returned a malformed response")
             return (*_message(500, "Internal Server Error"), route.function)
 
-    def _invoke_function(
-        self, function: str, request: RequestData
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Lambda's Invoke (RequestResponse): the function's result, or its error as Lambda reports it."""
-        verdict = sigv4.verify(
+    def _verify(self, request: RequestData, service: str) -> sigv4.Verdict:
+        return sigv4.verify(
             request.method,
             request.raw_path,
             request.raw_query,
@@ -280,8 +269,14 @@ class Gateway:
             request.body,
             secrets=self.secrets,
             region=self.region,
-            service="lambda",
+            service=service,
         )
+
+    def _invoke_function(
+        self, function: str, request: RequestData
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Lambda's Invoke (RequestResponse): the function's result, or its error as Lambda reports it."""
+        verdict = self._verify(request, "lambda")
         if verdict.access_key is None:
             return _lambda_error(403, "InvalidSignatureException", verdict.message or "Forbidden")
         kind = next(

@@ -43,21 +43,32 @@ class Target:
     token_parameter: str
     as_json: bool
     refresher: str = "RefreshTokenFunction"  # the function force-refresh invokes
+    local: bool = False  # the running make local, not a deployed stack
 
-    def invoke(self, function: str, payload: dict[str, Any]) -> Any:
-        """Lambda's Invoke of one of the stack's functions: its answer, or Failed with its error."""
+    def aws_client(self, service: str, local_endpoint: str | None) -> Any:
+        """A boto3 client: for a deployed stack, the caller's own; locally, at ``local_endpoint``."""
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
 
         options: dict[str, Any] = {"region_name": self.region}
-        if self.aws_endpoint is not None:  # the local stack answers Invoke on the API's port
+        if self.local:
+            if not local_endpoint:
+                raise Failed(
+                    "the local AWS's URL is unknown: export WXSUB_AWS_URL as make local's banner shows"
+                )
             options |= {
-                "endpoint_url": self.api,
+                "endpoint_url": local_endpoint,
                 "aws_access_key_id": self.credentials.access_key,
                 "aws_secret_access_key": self.credentials.secret_key,
             }
+        return boto3.client(service, **options)
+
+    def invoke(self, function: str, payload: dict[str, Any]) -> Any:
+        """Lambda's Invoke of one of the stack's functions: its answer, or Failed with its error."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
-            answer = boto3.client("lambda", **options).invoke(
+            # the local stack answers Lambda's Invoke on the API's port
+            answer = self.aws_client("lambda", self.api).invoke(
                 FunctionName=function, Payload=json.dumps(payload).encode()
             )
         except ClientError as exc:
@@ -123,7 +134,9 @@ def _local_target(as_json: bool) -> Target:
         region = record.get("region", region)
     if not api:
         raise Failed("no local stack is running: start one with `make local`, or give --stack NAME")
-    return Target(api.rstrip("/"), region, Credentials(key, secret), aws, "/wxsub/dev/access-token", as_json)
+    return Target(
+        api.rstrip("/"), region, Credentials(key, secret), aws, "/wxsub/dev/access-token", as_json, local=True
+    )
 
 
 def _deployed_target(stack: str, as_json: bool) -> Target:
@@ -437,19 +450,11 @@ def token() -> None:
 @token.command("status", help="The stored token's version, age and time left")
 @click.pass_context
 def token_status(ctx: click.Context) -> None:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     target = _target(ctx)
-    options: dict[str, Any] = {"region_name": target.region}
-    if target.aws_endpoint:
-        options |= {
-            "endpoint_url": target.aws_endpoint,
-            "aws_access_key_id": target.credentials.access_key,
-            "aws_secret_access_key": target.credentials.secret_key,
-        }
     try:
-        parameter = boto3.client("ssm", **options).get_parameter(
+        parameter = target.aws_client("ssm", target.aws_endpoint).get_parameter(
             Name=target.token_parameter, WithDecryption=True
         )
     except (BotoCoreError, ClientError) as exc:
