@@ -8,10 +8,16 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from wxsub.errors import ConfigurationError, DeadlineReached, NoGrant, OutcomeUnknown, SendInProgress
+from wxsub.errors import (
+    ConfigurationError,
+    DeadlineReached,
+    NoGrant,
+    OutcomeUnknown,
+    SendInProgress,
+    StorageUnavailable,
+)
 from wxsub.http.app import new_resolver
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "api_docs.json").read_text())
@@ -56,7 +62,7 @@ class Context:
             "storage_unavailable",
         ),
         (
-            IdempotencyPersistenceLayerError("Failed to save in progress record", RuntimeError("s3cr3t")),
+            StorageUnavailable("wxsub's storage is unavailable right now; try again"),
             503,
             "storage_unavailable",
         ),
@@ -71,7 +77,7 @@ class Context:
         "configuration",
         "aws-client-error",
         "aws-unreachable",
-        "idempotency-store",
+        "storage-unavailable",
         "not-utf8",
         "unexpected",
     ],

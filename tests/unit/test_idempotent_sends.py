@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import ClientError
 
 from wxsub import errors
@@ -229,9 +228,10 @@ def test_when_the_idempotency_store_fails_before_the_send_nothing_is_sent(
     wechat = WeChat()
     faults.failing = {"PutItem"}
 
-    with pytest.raises(IdempotencyPersistenceLayerError):
+    with pytest.raises(errors.StorageUnavailable) as refused:
         send_idempotently(sender(wechat, ledger, deliveries), request(), "order-1", sends)
 
+    assert (refused.value.status, refused.value.code) == (503, "storage_unavailable")
     assert wechat.inbox == []
     assert ledger.get(USER, ONE_TIME).one_time == 2
 

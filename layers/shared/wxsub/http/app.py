@@ -23,7 +23,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wxsub import jsontext
@@ -129,7 +128,7 @@ def new_resolver(routers: Iterable[Router]) -> APIGatewayHttpResolver:
         logger.error("misconfigured", reason=str(error))
         return error_response(Misconfigured(f"wxsub is misconfigured: {error}"))
 
-    @app.exception_handler([ClientError, BotoCoreError, IdempotencyPersistenceLayerError])
+    @app.exception_handler([ClientError, BotoCoreError])
     def _storage(error: Exception) -> Response[str]:
         logger.warning("AWS call failed", error=type(error).__name__, code=_aws_code(error))
         return error_response(StorageUnavailable("wxsub's storage is unavailable right now; try again"))

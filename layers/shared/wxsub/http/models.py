@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # a template's alias (PUT /templates/{id}/alias), accepted where a template_id is
 TemplateAlias = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# a message's keyword (thing1, time2, ...), in POST /messages and POST /campaigns
+Keyword = Annotated[str, StringConstraints(pattern=r"^[a-z_]+[0-9]+$", max_length=64)]
+
+
+class DataValue(BaseModel):
+    """A keyword's value as WeChat writes it: {"value": "..."}."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: str
 
 
 class NamesATemplate(Protocol):

@@ -78,9 +78,12 @@ class IdempotentSends:
                 "a request with this Idempotency-Key is still in progress; retry shortly",
                 **_message_id(service, key),
             ) from None
-        except IdempotencyPersistenceLayerError:
-            if not finished:
-                raise
+        except IdempotencyPersistenceLayerError as exc:
+            if not finished:  # nothing was sent: the caller may retry with the same key
+                logger.warning("the idempotency store failed", cause=type(exc.__cause__).__name__)
+                raise errors.StorageUnavailable(
+                    "wxsub's storage is unavailable right now; try again"
+                ) from None
             logger.warning("the idempotency record could not be completed; the send's own record stands")
             return finished[0]
         return Outcome(int(stored["status"]), dict(stored["body"]))

@@ -18,8 +18,15 @@ from pydantic import (
 
 from wxsub import wiring
 from wxsub.http.app import json_response
-from wxsub.http.models import IAM, TemplateAlias, error_responses, one_template, resolved_template
-from wxsub.http.routes.messages import DataValue, Keyword
+from wxsub.http.models import (
+    IAM,
+    DataValue,
+    Keyword,
+    TemplateAlias,
+    error_responses,
+    one_template,
+    resolved_template,
+)
 from wxsub.services.campaigns import CampaignSpec, Recipient, Window
 
 router = Router()

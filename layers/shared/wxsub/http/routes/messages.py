@@ -5,23 +5,24 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wxsub import wiring
 from wxsub.errors import NotFound
 from wxsub.http.app import json_response
-from wxsub.http.models import IAM, TemplateAlias, error_responses, one_template, resolved_template
+from wxsub.http.models import (
+    IAM,
+    DataValue,
+    Keyword,
+    TemplateAlias,
+    error_responses,
+    one_template,
+    resolved_template,
+)
 from wxsub.services.idempotent import send_idempotently
 from wxsub.services.send import SendRequest
 
 router = Router()
-
-Keyword = Annotated[str, StringConstraints(pattern=r"^[a-z_]+[0-9]+$", max_length=64)]
-
-
-class DataValue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    value: str
 
 
 class SendBody(BaseModel):
