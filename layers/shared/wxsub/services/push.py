@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from wxsub import errors
 from wxsub.observability import logger, metrics
+from wxsub.stores.grants import is_accept
 from wxsub.stores.state import StateTable
 from wxsub.wechat import push
 from wxsub.wechat.push import PushConfig, PushItem, PushMessage
@@ -33,11 +34,6 @@ POPUP, CHANGE, SENT = "subscribe_msg_popup_event", "subscribe_msg_change_event",
 DEDUPE_SECONDS = 2 * 86400
 LEASE_SECONDS = 30
 APPLYING, DONE = "applying", "done"
-
-
-def is_accept(status: str | None) -> bool:
-    """``accept``, ``acceptWithAudio``, ``acceptWithAlert``, ``acceptWithForcePush`` … all accept."""
-    return bool(status) and str(status).startswith("accept")
 
 
 class Ledger(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from wxsub import errors
-from wxsub.services.push import is_accept
+from wxsub.stores.grants import is_accept
 from wxsub.stores.state import StateTable
 
 REPORTS_PER_MINUTE = 30

@@ -36,6 +36,11 @@ MAX_UNPAIRED = 50
 MAX_ATTEMPTS = 40
 
 
+def is_accept(status: str | None) -> bool:
+    """``accept``, ``acceptWithAudio``, ``acceptWithAlert``, ``acceptWithForcePush`` … all accept."""
+    return bool(status) and str(status).startswith("accept")
+
+
 @dataclass(frozen=True)
 class Grant:
     openid: str
