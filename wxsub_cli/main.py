@@ -45,11 +45,12 @@ class Target:
     refresher: str = "RefreshTokenFunction"  # the function force-refresh invokes
     local: bool = False  # the running make local, not a deployed stack
 
-    def aws_client(self, service: str, local_endpoint: str | None) -> Any:
+    def aws_client(self, service: str, local_endpoint: str | None, **config: Any) -> Any:
         """A boto3 client: for a deployed stack, the caller's own; locally, at ``local_endpoint``."""
         import boto3
+        from botocore.config import Config
 
-        options: dict[str, Any] = {"region_name": self.region}
+        options: dict[str, Any] = {"region_name": self.region, "config": Config(**config)}
         if self.local:
             if not local_endpoint:
                 raise Failed(
@@ -67,10 +68,10 @@ class Target:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            # the local stack answers Lambda's Invoke on the API's port
-            answer = self.aws_client("lambda", self.api).invoke(
-                FunctionName=function, Payload=json.dumps(payload).encode()
-            )
+            # the local stack answers Lambda's Invoke on the API's port; never retried, since a
+            # retried force refresh would meet its own 30 s spacing and hide that it rotated
+            client = self.aws_client("lambda", self.api, retries={"total_max_attempts": 1}, read_timeout=90)
+            answer = client.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
         except ClientError as exc:
             raise Failed(f"cannot invoke {function}: {exc.response['Error'].get('Message', exc)}") from None
         except BotoCoreError as exc:
@@ -492,7 +493,11 @@ def token_force_refresh(ctx: click.Context, twice: bool, yes: bool) -> None:
         if not target.as_json:
             click.echo("waiting 30 s for the second force refresh (WeChat's spacing)...", err=True)
         time.sleep(31)
-        results.append(_force_once(target))
+        try:
+            results.append(_force_once(target))
+        except Failed:
+            click.echo(f"the first force refresh did rotate the token: {json.dumps(results[0])}", err=True)
+            raise
     rows = [[r["changed"], r["expires_in"], r["forced_today"], r["left_today"]] for r in results]
     _print(target, results if twice else results[0], rows, ["CHANGED", "EXPIRES IN", "TODAY", "LEFT TODAY"])
 
@@ -502,6 +507,11 @@ def _force_once(target: Target) -> dict[str, Any]:
     result = target.invoke(target.refresher, {"force_refresh": True, "source": "wxsub-cli"})
     if not result.get("forced"):
         raise Failed(f"{result.get('status', '')} {result.get('error', '')}: {result.get('message', '')}")
+    if not result.get("changed"):
+        raise Failed(
+            "WeChat answered with the token already stored: nothing was refreshed (a force refresh "
+            "less than 30 s earlier, outside wxsub?); wait 30 s and run it again"
+        )
     return dict(result)
 
 

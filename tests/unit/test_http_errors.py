@@ -16,7 +16,6 @@ from wxsub.errors import (
     NoGrant,
     OutcomeUnknown,
     SendInProgress,
-    StorageUnavailable,
 )
 from wxsub.http.app import new_resolver
 
@@ -61,11 +60,6 @@ class Context:
             503,
             "storage_unavailable",
         ),
-        (
-            StorageUnavailable("wxsub's storage is unavailable right now; try again"),
-            503,
-            "storage_unavailable",
-        ),
         (UnicodeDecodeError("utf-8", b"\xa3", 0, 1, "invalid start byte"), 400, "invalid_request"),
         (RuntimeError("boom at line 42 with secret s3cr3t"), 500, "internal_error"),
     ],
@@ -77,7 +71,6 @@ class Context:
         "configuration",
         "aws-client-error",
         "aws-unreachable",
-        "storage-unavailable",
         "not-utf8",
         "unexpected",
     ],

@@ -231,7 +231,12 @@ def test_when_the_idempotency_store_fails_before_the_send_nothing_is_sent(
     with pytest.raises(errors.StorageUnavailable) as refused:
         send_idempotently(sender(wechat, ledger, deliveries), request(), "order-1", sends)
 
-    assert (refused.value.status, refused.value.code) == (503, "storage_unavailable")
+    # the store's own error (table, key, cause) stays in the log: the caller sees a retryable 503
+    assert refused.value.status == 503
+    assert refused.value.body() == {
+        "error": "storage_unavailable",
+        "message": "wxsub's storage is unavailable right now; try again",
+    }
     assert wechat.inbox == []
     assert ledger.get(USER, ONE_TIME).one_time == 2
 

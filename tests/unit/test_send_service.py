@@ -802,6 +802,25 @@ def test_nothing_sent_after_every_attempt_releases_the_record_and_the_grant_so_t
     assert ledger.left(ONE_TIME) == 0
 
 
+def test_a_key_bound_by_a_send_naming_an_alias_retries_naming_the_id_after_nothing_was_sent(
+    ledger: Ledger, deliveries: Deliveries
+) -> None:
+    """The key binds the resolved request: an alias and its template id are the same request, so a
+    retry after a 503 sends, whichever of the two it names."""
+    ledger.grant(ONE_TIME)
+    busy = WeChatApiError(-1, "system error")
+    wechat = WeChat(busy, busy, busy)
+    sender = service(wechat, ledger, deliveries)
+
+    with pytest.raises(errors.WeChatUnavailable):
+        sender.send(request(template_alias="order_shipped"), key="order-1")
+    retried = sender.send(request(), key="order-1")
+
+    assert retried.status == 200, retried.body
+    assert retried.body["message_id"] == deliveries.bound("order-1")
+    assert len(wechat.inbox) == 1
+
+
 def test_a_refused_send_is_recorded_failed_and_its_grant_comes_back_exactly_once(
     ledger: Ledger, deliveries: Deliveries
 ) -> None:

@@ -366,3 +366,94 @@ def test_the_refresher_lets_wechat_errors_propagate_for_the_schedulers_retry() -
         TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
 
     assert (store.token, store.writes) == ("old", 0)
+
+
+def test_a_refresh_never_writes_back_a_token_older_than_one_written_while_it_asked_wechat() -> None:
+    """A force refresh stored a new token while this refresh's stable_token answer (the token the
+    force refresh revoked) was on its way: writing it would put the revoked token back."""
+    wechat, store = WeChat(current="revoked"), TokenStore("old")
+
+    def force_refresh_elsewhere(secret: str) -> AccessToken:
+        store.put("forced", 7200)
+        return AccessToken("revoked", 7200)
+
+    wechat.stable_token = force_refresh_elsewhere  # type: ignore[method-assign]
+    result = TokenRefresher(wechat, store, lambda: SECRET).refresh()  # type: ignore[arg-type]
+
+    assert result.changed is False
+    assert (store.token, store.writes) == ("forced", 1)
+
+
+class ForceState:
+    """The state table's force-refresh bookkeeping: the spacing lease and the day's counter."""
+
+    def __init__(self, used_today: int = 0) -> None:
+        self.leases: dict[str, int] = {}
+        self.used = used_today
+        self.renewed = 0
+
+    def acquire(self, name: str, ttl_seconds: int) -> bool:
+        if name in self.leases:
+            return False
+        self.leases[name] = ttl_seconds
+        return True
+
+    def renew(self, name: str, ttl_seconds: int) -> None:
+        self.leases[name] = ttl_seconds
+        self.renewed += 1
+
+    def tally(self, pk: str, *, ttl_seconds: int, limit: int) -> int | None:
+        if self.used >= limit:
+            return None
+        self.used += 1
+        return self.used
+
+    def untally(self, pk: str) -> None:
+        self.used -= 1
+
+
+class ForcingWeChat(WeChat):
+    def stable_token(self, secret: str, *, force: bool = False) -> AccessToken:  # type: ignore[override]
+        if force and self.stable_token_error is None:
+            self.current = f"forced-{self.stable_token_calls}"
+        return super().stable_token(secret)
+
+
+def forcer(wechat: WeChat, store: TokenStore, state: ForceState) -> TokenRefresher:
+    return TokenRefresher(wechat, store, lambda: SECRET, lambda: state, clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+def test_a_force_refresh_stores_the_new_token_and_holds_the_spacing_from_wechats_answer() -> None:
+    wechat, store, state = ForcingWeChat(current="leaked"), TokenStore("leaked"), ForceState()
+
+    forced = forcer(wechat, store, state).force_refresh()
+    again = pytest.raises(errors.RateLimited, forcer(wechat, store, state).force_refresh)
+
+    assert forced.to_json() == {
+        "forced": True,
+        "changed": True,
+        "expires_in": 7200,
+        "forced_today": 1,
+        "left_today": 19,
+    }
+    assert store.token == "forced-0" and state.renewed == 1
+    assert again.value.code == "rate_limited" and state.used == 1 and wechat.stable_token_calls == 1
+
+
+def test_a_force_refresh_that_never_reached_wechat_gives_the_days_count_back() -> None:
+    wechat, store, state = ForcingWeChat(current="leaked"), TokenStore("leaked"), ForceState(used_today=5)
+    wechat.stable_token_error = WeChatUnreachable("connect timeout")
+
+    with pytest.raises(errors.WeChatUnavailable):
+        forcer(wechat, store, state).force_refresh()
+
+    assert state.used == 5 and store.token == "leaked"
+
+
+def test_the_21st_force_refresh_of_a_day_is_refused_before_wechat() -> None:
+    wechat, store, state = ForcingWeChat(current="leaked"), TokenStore("leaked"), ForceState(used_today=20)
+
+    with pytest.raises(errors.QuotaExhausted):
+        forcer(wechat, store, state).force_refresh()
+
+    assert wechat.stable_token_calls == 0 and store.token == "leaked"

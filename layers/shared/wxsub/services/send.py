@@ -167,7 +167,9 @@ class SendService:
         except (errors.InvalidData, errors.UnknownTemplate) as refused:
             return Outcome.refused(refused)
         if key:
-            message_id = self.deliveries.bind(key, fingerprint(asdict(request)), new_message_id)
+            # the request as resolved: naming its template by alias or by id is the same request
+            resolved = asdict(replace(request, template_alias=None))
+            message_id = self.deliveries.bind(key, fingerprint(resolved), new_message_id)
         message_id = message_id or new_message_id()
         long_term = self.is_long_term(request.template_id)
         one_time = self.grants is not None and not long_term

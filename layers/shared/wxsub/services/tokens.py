@@ -23,7 +23,7 @@ from wxsub.services.wechat_errors import translate
 from wxsub.stores.parameters import StoredToken, TokenStore
 from wxsub.stores.state import StateTable
 from wxsub.wechat.api.auth import AuthApi
-from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError
+from wxsub.wechat.client import ErrorKind, WeChatApiError, WeChatError, WeChatUnreachable
 
 T = TypeVar("T")
 
@@ -80,10 +80,19 @@ class TokenRefresher:
         self._clock = clock
 
     def refresh(self) -> RefreshResult:
-        """Ask stable_token (normal mode) and write SSM only if the token differs from the stored one."""
+        """Ask stable_token (normal mode) and write SSM only if the token differs from the stored one.
+
+        The stored token is read before and after WeChat's answer: if it changed meanwhile, someone
+        else wrote (a force refresh, whose new token WeChat's answer here may predate), so this
+        answer is not written over it: that would put back a token the force refresh revoked.
+        """
+        before = self._store.get(force=True)
         fresh = self._auth.stable_token(self._app_secret())
         stored = self._store.get(force=True)
         if stored is not None and stored.access_token == fresh.access_token:
+            return RefreshResult(changed=False, expires_in=fresh.expires_in)
+        if _token(stored) != _token(before):
+            logger.info("the access token was written during this refresh; keeping that one")
             return RefreshResult(changed=False, expires_in=fresh.expires_in)
         self._store.put(fresh.access_token, fresh.expires_in)
         return RefreshResult(changed=True, expires_in=fresh.expires_in)
@@ -113,14 +122,32 @@ class TokenRefresher:
             )
         try:
             fresh = self._auth.stable_token(self._app_secret(), force=True)
-        except WeChatError as exc:
+        except WeChatUnreachable as exc:  # the request never left: the day's count is given back
+            _quietly(lambda: state.untally(force_counter(now)))
+            raise translate(exc) from None
+        except WeChatError as exc:  # it may have reached WeChat
+            _quietly(lambda: state.renew(FORCE_LEASE, FORCE_SPACING_SECONDS + 1))
             raise translate(exc) from None
         stored = self._store.get(force=True)
         changed = stored is None or stored.access_token != fresh.access_token
         if changed:
             self._store.put(fresh.access_token, fresh.expires_in)
+        # WeChat counts its 30 s from the call, which came later than the lease was taken
+        _quietly(lambda: state.renew(FORCE_LEASE, FORCE_SPACING_SECONDS + 1))
         logger.warning("access token force-refreshed", changed=changed, forced_today=forced_today)
         return ForcedRefresh(changed, fresh.expires_in, forced_today)
+
+
+def _quietly(step: Callable[[], None]) -> None:
+    """A bookkeeping write whose failure must not hide the outcome it follows; logged instead."""
+    try:
+        step()
+    except Exception as exc:  # any failure here is only logged
+        logger.warning("force-refresh bookkeeping failed", error=type(exc).__name__)
+
+
+def _token(stored: StoredToken | None) -> str | None:
+    return None if stored is None else stored.access_token
 
 
 class TokenProvider:

@@ -55,6 +55,10 @@ class StateTable:
     def release(self, name: str) -> None:
         self.delete(f"lease#{name}")
 
+    def renew(self, name: str, ttl_seconds: int) -> None:
+        """Holds the lease for ``ttl_seconds`` from now, whoever held it."""
+        self.put(f"lease#{name}", ttl_seconds)
+
     def count(self, pk: str, *, ttl_seconds: int, limit: int) -> bool:
         """Adds one to a counter that lives ``ttl_seconds``; False once it would pass ``limit``."""
         return self.tally(pk, ttl_seconds=ttl_seconds, limit=limit) is not None
@@ -74,6 +78,19 @@ class StateTable:
                 return None
             raise
         return int(answer["Attributes"]["hits"])
+
+    def untally(self, pk: str) -> None:
+        """Takes back one :meth:`tally` that turned out to spend nothing (never below zero)."""
+        try:
+            self._table.update_item(
+                Key={"pk": pk},
+                UpdateExpression="ADD hits :minus",
+                ConditionExpression="hits > :zero",
+                ExpressionAttributeValues={":minus": -1, ":zero": 0},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def take(self, pk: str, n: int, *, limit: int, ttl_seconds: int) -> bool:
         """Adds ``n`` to a counter that lives ``ttl_seconds`` unless it would pass ``limit``."""
