@@ -14,7 +14,6 @@ send's own answer.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -64,11 +63,7 @@ class IdempotentSends:
             return outcome.stored()
 
         try:
-            # the key's payload is the request as resolved: naming the template by its alias or by
-            # its id is the same request, so the alias (kept for display) stays out of the check
-            fields = asdict(request)
-            alias = fields.pop("template_alias")
-            stored = send_message(payload={"key": key, "request": fields, "alias": alias})
+            stored = send_message(payload={"key": key, "request": request.resolved()})
         except IdempotencyValidationError:
             raise errors.IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"

@@ -59,6 +59,13 @@ class SendRequest:
     queued_as: str | None = None  # the SQS message that carried a campaign's send
     template_alias: str | None = None  # the alias the caller named the template by, kept for display
 
+    def resolved(self) -> dict[str, Any]:
+        """What an Idempotency-Key binds: the fields, without the alias the template was named by
+        (by alias or by id, it is the same request)."""
+        fields = asdict(self)
+        del fields["template_alias"]
+        return fields
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -167,9 +174,7 @@ class SendService:
         except (errors.InvalidData, errors.UnknownTemplate) as refused:
             return Outcome.refused(refused)
         if key:
-            # the request as resolved: naming its template by alias or by id is the same request
-            resolved = asdict(replace(request, template_alias=None))
-            message_id = self.deliveries.bind(key, fingerprint(resolved), new_message_id)
+            message_id = self.deliveries.bind(key, fingerprint(request.resolved()), new_message_id)
         message_id = message_id or new_message_id()
         long_term = self.is_long_term(request.template_id)
         one_time = self.grants is not None and not long_term

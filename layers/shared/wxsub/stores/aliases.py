@@ -39,8 +39,9 @@ class TemplateAliases:
             )
         return template_id
 
-    def alias_of(self, template_id: str) -> str | None:
-        return next((a for a, t in self.all().items() if t == template_id), None)
+    def by_template(self) -> dict[str, str]:
+        """template id → alias, read afresh: for answers that show each template's alias."""
+        return {template_id: alias for alias, template_id in self.all().items()}
 
     def set(self, template_id: str, alias: str) -> None:
         """Gives ``template_id`` the alias (its previous one, if any, is dropped); 409 when another

@@ -107,6 +107,6 @@ def aliases() -> dict[str, Any]:
     },
 )
 def user_grants(openid: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:
-    alias_of = {template_id: alias for alias, template_id in wiring.template_aliases().all().items()}
+    alias_of = wiring.template_aliases().by_template()
     grants = wiring.subscription_service().grants(openid)
     return {"openid": openid, "grants": [g | {"alias": alias_of.get(g["template_id"])} for g in grants]}

@@ -22,7 +22,7 @@ router = Router()
     responses=error_responses(403, 503),
 )
 def list_templates() -> dict[str, Any]:
-    names = {template_id: alias for alias, template_id in wiring.template_aliases().all().items()}
+    names = wiring.template_aliases().by_template()
     templates = [t.to_json() | {"alias": names.get(t.template_id)} for t in wiring.template_store().all()]
     return {"templates": templates}
 
