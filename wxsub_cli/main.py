@@ -28,6 +28,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 LOCAL_CREDENTIALS = ("testing", "testing")
+# WeChat's template ids may start with "-" (zun-Lz..., -zJVB...): commands taking one read an
+# unknown "-..." as an argument rather than refusing it as an option
+TAKES_IDS = {"ignore_unknown_options": True}
 
 
 class Failed(click.ClickException):
@@ -39,7 +42,7 @@ class Target:
     api: str
     region: str
     credentials: Credentials
-    aws_endpoint: str | None  # the local AWS; None for a deployed stack
+    aws_endpoint: str | None  # the local AWS; None for a deployed stack, or when make local did not say
     token_parameter: str
     as_json: bool
     refresher: str = "RefreshTokenFunction"  # the function force-refresh invokes
@@ -275,7 +278,11 @@ def templates_add(ctx: click.Context, tid: int, kids: tuple[int, ...], scene: st
     )
 
 
-@templates.command("delete", help="Delete a template (by id or alias) from the account and the registry")
+@templates.command(
+    "delete",
+    help="Delete a template (by id or alias) from the account and the registry",
+    context_settings=TAKES_IDS,
+)
 @click.argument("template")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation")
 @click.pass_context
@@ -287,7 +294,7 @@ def templates_delete(ctx: click.Context, template: str, yes: bool) -> None:
     _print(target, data, [[data["deleted"]]], ["DELETED"])
 
 
-@templates.command("alias", help="Name a template of the registry")
+@templates.command("alias", help="Name a template of the registry", context_settings=TAKES_IDS)
 @click.argument("template_id")
 @click.argument("alias")
 @click.pass_context
@@ -302,7 +309,10 @@ def templates_alias(ctx: click.Context, template_id: str, alias: str) -> None:
 # -- messages -------------------------------------------------------------------------------------
 
 
-@main.command(help="Send one message: TEMPLATE is an id or an alias, DATA keyword=value pairs")
+@main.command(
+    help="Send one message: TEMPLATE is an id or an alias, DATA keyword=value pairs",
+    context_settings=TAKES_IDS,
+)
 @click.argument("openid")
 @click.argument("template")
 @click.argument("data", nargs=-1, required=True)
@@ -352,7 +362,10 @@ def messages_show(ctx: click.Context, message_id: str) -> None:
 # -- grants ---------------------------------------------------------------------------------------
 
 
-@main.command(help="One user's grants per template: one-time sends left, long-term, last answer")
+@main.command(
+    help="One user's grants per template: one-time sends left, long-term, last answer",
+    context_settings=TAKES_IDS,
+)
 @click.argument("openid")
 @click.pass_context
 def grants(ctx: click.Context, openid: str) -> None:
@@ -384,7 +397,11 @@ def campaigns() -> None:
     pass
 
 
-@campaigns.command("create", help="TEMPLATE (id or alias) to everyone holding a grant, or to --openid ones")
+@campaigns.command(
+    "create",
+    help="TEMPLATE (id or alias) to everyone holding a grant, or to --openid ones",
+    context_settings=TAKES_IDS,
+)
 @click.argument("template")
 @click.argument("data", nargs=-1)
 @click.option("--openid", "openids", multiple=True, help="A recipient (repeat); default: everyone granted")

@@ -128,6 +128,8 @@ def test_errors_exit_1_with_what_went_wrong(reset_stack: LocalStack) -> None:
     unknown = wxsub(reset_stack, "send", "o-nobody", "no_such_alias", "thing1=x")
     wrong_key = wxsub(reset_stack, "templates", "list", credentials=("AKIAWRONGWRONGWRONG1", "nope"))
     bad_data = wxsub(reset_stack, "send", "o-nobody", "order_shipped", "thing1")
+    # a template id may start with "-": it reaches the API (no such template), not click's option parser
+    dashed = wxsub(reset_stack, "templates", "delete", "-zNoSuchTemplate000000000000000000000000000", "--yes")
 
     assert (no_stack.returncode, "no local stack is running" in no_stack.stderr) == (1, True), no_stack.stderr
     assert "make local" in no_stack.stderr
@@ -135,7 +137,8 @@ def test_errors_exit_1_with_what_went_wrong(reset_stack: LocalStack) -> None:
     assert unknown.returncode == 1 and "422 unknown_template" in unknown.stderr, unknown.stderr
     assert wrong_key.returncode == 1 and "403" in wrong_key.stderr, wrong_key.stderr
     assert bad_data.returncode == 2 and "keyword=value" in bad_data.stderr, bad_data.stderr
-    for done in (no_stack, refused, unknown, wrong_key, bad_data):
+    assert dashed.returncode == 1 and "422 invalid_template" in dashed.stderr, dashed.stderr
+    for done in (no_stack, refused, unknown, wrong_key, bad_data, dashed):
         assert "Traceback" not in done.stderr
 
 
